@@ -41,7 +41,7 @@ class _Frozen(BaseModel):
 
 
 class WebhookConfig(_Frozen):
-    listen: str = "0.0.0.0"  # noqa: S104 - a webhook must listen on the public interface
+    listen: str = "0.0.0.0"  # a webhook must be reachable from Telegram
     port: int = 8443
     url: str
     secret_env: str = "SITEWALK_WEBHOOK_SECRET"
@@ -97,9 +97,6 @@ def _check_positive(value: timedelta) -> timedelta:
     return value
 
 
-PositiveDuration = Annotated[Duration, BeforeValidator(_to_duration)]
-
-
 class Defaults(_Frozen):
     timezone: str = "Asia/Shanghai"
     language: Literal["zh", "en"] = "zh"
@@ -109,7 +106,10 @@ class Defaults(_Frozen):
     rectify_within: Duration = timedelta(hours=24)
     evidence_from: Literal["chain", "anyone"] = "chain"
 
-    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return _check_timezone(value)
 
     @field_validator("critical_factor")
     @classmethod
@@ -266,7 +266,8 @@ def parse_config(text: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
-        raise ConfigError([Problem(line, "", f"TOML syntax: {exc.msg if hasattr(exc, 'msg') else exc}")]) from None
+        detail = getattr(exc, "msg", str(exc))
+        raise ConfigError([Problem(line, "", f"TOML syntax: {detail}")]) from None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -103,8 +103,7 @@ class ChainSnapshot:
                     role=lv["role"],
                     deadline=timedelta(seconds=lv["deadline_s"]),
                     members=tuple(
-                        Member(m.get("id"), m.get("username"), m.get("name"))
-                        for m in lv["members"]
+                        Member(m.get("id"), m.get("username"), m.get("name")) for m in lv["members"]
                     ),
                 )
                 for lv in data

@@ -79,9 +79,7 @@ class Classifier:
                 return Classification(text, Kind.OTHER, None, Severity.NORMAL, (f"not:{phrase}",))
         for word in self._hazard:
             if word in low:
-                return Classification(
-                    text, Kind.HAZARD, None, Severity.NORMAL, (f"hazard:{word}",)
-                )
+                return Classification(text, Kind.HAZARD, None, Severity.NORMAL, (f"hazard:{word}",))
         bare = _STRIP.sub("", low)
         if bare and bare in self._ack:
             return Classification(text, Kind.ACK, None, Severity.NORMAL, (f"ack:{bare}",))

@@ -17,7 +17,7 @@ class DurationError(ValueError):
 def parse_duration(text: str) -> timedelta:
     """Return the timedelta for strings such as "30m", "1h30m" or "45s"."""
     if not isinstance(text, str) or not _WHOLE.match(text):
-        msg = f"not a duration: {text!r} (use e.g. \"45s\", \"30m\", \"2h\", \"1d\")"
+        msg = f'not a duration: {text!r} (use e.g. "45s", "30m", "2h", "1d")'
         raise DurationError(msg)
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
     return timedelta(seconds=seconds)

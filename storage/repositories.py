@@ -1,0 +1,341 @@
+"""All queries, in the domain's words; repositories never commit, the unit of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from escalation.chain import ChainSnapshot
+from escalation.hazard import ACTIVE_STATES, Hazard, HazardState, Policy
+from storage.models import (
+    EvidenceRow,
+    HazardEvent,
+    HazardRow,
+    OutboxRow,
+    OutboxStatus,
+    Person,
+    Project,
+)
+
+_Row = TypeVar("_Row")
+
+
+def _skip_locked(session: AsyncSession, stmt: Select[_Row]) -> Select[_Row]:
+    """Row locks that other processes step over; SQLite has one writer at a time anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+def policy_to_json(policy: Policy) -> dict[str, Any]:
+    return {
+        "critical_factor": policy.critical_factor,
+        "repeat_every_s": int(policy.repeat_every.total_seconds()),
+        "max_repeats": policy.max_repeats,
+        "rectify_within_s": int(policy.rectify_within.total_seconds()),
+    }
+
+
+def policy_from_json(data: dict[str, Any]) -> Policy:
+    return Policy(
+        critical_factor=float(data["critical_factor"]),
+        repeat_every=timedelta(seconds=data["repeat_every_s"]),
+        max_repeats=int(data["max_repeats"]),
+        rectify_within=timedelta(seconds=data["rectify_within_s"]),
+    )
+
+
+def to_domain(row: HazardRow) -> Hazard:
+    return Hazard(
+        number=row.number,
+        state=row.state,
+        level=row.level,
+        deadline=row.deadline,
+        opened_at=row.opened_at,
+        critical=row.critical,
+        chain=ChainSnapshot.from_json(row.chain),
+        policy=policy_from_json(row.policy),
+        repeats=row.repeats,
+    )
+
+
+class ProjectRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get_or_create(self, chat_id: int, name: str, now: datetime) -> Project:
+        project = await self.by_chat(chat_id)
+        if project is None:
+            project = Project(chat_id=chat_id, name=name, next_number=1, created_at=now)
+            self._s.add(project)
+            await self._s.flush()
+        return project
+
+    async def by_chat(self, chat_id: int) -> Project | None:
+        result = await self._s.execute(select(Project).where(Project.chat_id == chat_id))
+        return result.scalar_one_or_none()
+
+    async def allocate_number(self, project: Project) -> int:
+        """The next #N of this project, taken atomically so two processes never share one."""
+        stmt = (
+            update(Project)
+            .where(Project.id == project.id)
+            .values(next_number=Project.next_number + 1)
+            .returning(Project.next_number)
+        )
+        after = (await self._s.execute(stmt)).scalar_one()
+        return int(after) - 1
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: the project and its hazards follow the new id."""
+        await self._s.execute(
+            update(Project).where(Project.chat_id == old_chat_id).values(chat_id=new_chat_id)
+        )
+        await self._s.execute(
+            update(HazardRow).where(HazardRow.chat_id == old_chat_id).values(chat_id=new_chat_id)
+        )
+
+
+class PersonRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def seen(
+        self, user_id: int, username: str | None, name: str | None, now: datetime
+    ) -> Person:
+        person = await self._s.get(Person, user_id)
+        if person is None:
+            person = Person(user_id=user_id, started=False)
+            self._s.add(person)
+        person.username = username
+        person.name = name
+        person.last_seen_at = now
+        return person
+
+    async def mark_started(
+        self, user_id: int, username: str | None, name: str | None, now: datetime
+    ) -> None:
+        person = await self.seen(user_id, username, name, now)
+        person.started = True
+        person.unreachable_reason = None
+
+    async def mark_unreachable(self, user_id: int, reason: str) -> None:
+        person = await self._s.get(Person, user_id)
+        if person is None:
+            person = Person(user_id=user_id, started=False)
+            self._s.add(person)
+        person.started = False
+        person.unreachable_reason = reason
+
+    async def get_many(self, user_ids: Iterable[int]) -> dict[int, Person]:
+        ids = list(set(user_ids))
+        if not ids:
+            return {}
+        rows = await self._s.execute(select(Person).where(Person.user_id.in_(ids)))
+        return {p.user_id: p for p in rows.scalars()}
+
+    async def ids_for_usernames(self, usernames: Iterable[str]) -> dict[str, int]:
+        names = [u.lower() for u in usernames]
+        if not names:
+            return {}
+        rows = await self._s.execute(
+            select(Person.username, Person.user_id).where(func.lower(Person.username).in_(names))
+        )
+        return {str(name): int(uid) for name, uid in rows.all() if name}
+
+
+class HazardRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    def add(self, row: HazardRow) -> None:
+        self._s.add(row)
+
+    async def flush(self) -> None:
+        await self._s.flush()
+
+    async def get(self, hazard_id: int) -> HazardRow | None:
+        return await self._s.get(HazardRow, hazard_id)
+
+    async def by_number(self, chat_id: int, number: int) -> HazardRow | None:
+        result = await self._s.execute(
+            select(HazardRow).where(HazardRow.chat_id == chat_id, HazardRow.number == number)
+        )
+        return result.scalar_one_or_none()
+
+    async def by_message(self, chat_id: int, message_id: int) -> HazardRow | None:
+        """The hazard whose report or card is this message."""
+        result = await self._s.execute(
+            select(HazardRow).where(
+                HazardRow.chat_id == chat_id,
+                or_(
+                    HazardRow.report_message_id == message_id,
+                    HazardRow.card_message_id == message_id,
+                ),
+            )
+        )
+        return result.scalars().first()
+
+    async def active_in_chat(self, chat_id: int) -> Sequence[HazardRow]:
+        result = await self._s.execute(
+            select(HazardRow)
+            .where(HazardRow.chat_id == chat_id, HazardRow.state.in_(ACTIVE_STATES))
+            .order_by(HazardRow.number)
+        )
+        return result.scalars().all()
+
+    async def list_due(self, now: datetime, limit: int) -> Sequence[HazardRow]:
+        """Active hazards whose deadline has passed, locked so no other process takes them."""
+        stmt = (
+            select(HazardRow)
+            .where(HazardRow.state.in_(ACTIVE_STATES), HazardRow.deadline <= now)
+            .order_by(HazardRow.deadline)
+            .limit(limit)
+        )
+        result = await self._s.execute(_skip_locked(self._s, stmt))
+        return result.scalars().all()
+
+    async def next_deadline(self) -> datetime | None:
+        result = await self._s.execute(
+            select(func.min(HazardRow.deadline)).where(HazardRow.state.in_(ACTIVE_STATES))
+        )
+        value = result.scalar_one_or_none()
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # defensive: the stored value is UTC
+        return value
+
+    async def apply(self, row: HazardRow, hazard: Hazard) -> bool:
+        """Write a decision with compare-and-set on the version; False when someone was first."""
+        result = await self._s.execute(
+            update(HazardRow)
+            .where(HazardRow.id == row.id, HazardRow.version == row.version)
+            .values(
+                state=hazard.state,
+                level=hazard.level,
+                deadline=hazard.deadline,
+                repeats=hazard.repeats,
+                version=HazardRow.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        await self._s.refresh(row)
+        return True
+
+    async def count_by_state(self) -> dict[HazardState, int]:
+        rows = await self._s.execute(
+            select(HazardRow.state, func.count()).group_by(HazardRow.state)
+        )
+        return {HazardState(s): int(n) for s, n in rows.all()}
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    def append(
+        self,
+        hazard_id: int,
+        kind: str,
+        at: datetime,
+        *,
+        actor_id: int | None = None,
+        actor_name: str | None = None,
+        **detail: Any,
+    ) -> None:
+        self._s.add(
+            HazardEvent(
+                hazard_id=hazard_id,
+                kind=kind,
+                at=at,
+                actor_id=actor_id,
+                actor_name=actor_name,
+                detail=detail,
+            )
+        )
+
+    async def for_hazard(self, hazard_id: int) -> Sequence[HazardEvent]:
+        result = await self._s.execute(
+            select(HazardEvent).where(HazardEvent.hazard_id == hazard_id).order_by(HazardEvent.id)
+        )
+        return result.scalars().all()
+
+    async def of_kind(self, hazard_id: int, kind: str) -> Sequence[HazardEvent]:
+        result = await self._s.execute(
+            select(HazardEvent)
+            .where(HazardEvent.hazard_id == hazard_id, HazardEvent.kind == kind)
+            .order_by(HazardEvent.id)
+        )
+        return result.scalars().all()
+
+
+class EvidenceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    def add(self, row: EvidenceRow) -> None:
+        self._s.add(row)
+
+    async def photo_used(self, file_unique_id: str) -> bool:
+        result = await self._s.execute(
+            select(EvidenceRow.id).where(EvidenceRow.file_unique_id == file_unique_id).limit(1)
+        )
+        return result.first() is not None
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    def add(self, row: OutboxRow) -> None:
+        self._s.add(row)
+
+    async def claim(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxRow]:
+        """Take pending rows for sending; a lease, not a held lock, so sending needs no transaction.
+
+        A process that dies mid-send leaves its lease to expire, and the row is sent again: at
+        most the messages in flight are duplicated, never lost.
+        """
+        stmt = (
+            select(OutboxRow)
+            .where(
+                OutboxRow.status == OutboxStatus.PENDING,
+                OutboxRow.not_before <= now,
+                or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now),
+            )
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        rows = (await self._s.execute(_skip_locked(self._s, stmt))).scalars().all()
+        for row in rows:
+            row.claimed_until = now + lease
+        return rows
+
+    async def get(self, outbox_id: int) -> OutboxRow | None:
+        return await self._s.get(OutboxRow, outbox_id)
+
+    async def pending_count(self) -> int:
+        result = await self._s.execute(
+            select(func.count()).where(OutboxRow.status == OutboxStatus.PENDING)
+        )
+        return int(result.scalar_one())
+
+    async def next_ready_at(self) -> datetime | None:
+        result = await self._s.execute(
+            select(OutboxRow.not_before)
+            .where(OutboxRow.status == OutboxStatus.PENDING)
+            .order_by(OutboxRow.not_before)
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def for_hazard(self, hazard_id: int) -> Sequence[OutboxRow]:
+        result = await self._s.execute(
+            select(OutboxRow).where(OutboxRow.hazard_id == hazard_id).order_by(OutboxRow.id)
+        )
+        return result.scalars().all()

@@ -1,0 +1,73 @@
+"""The unit of work: one transaction per update or per sweep, with the repositories on it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.repositories import (
+    EventRepository,
+    EvidenceRepository,
+    HazardRepository,
+    OutboxRepository,
+    PersonRepository,
+    ProjectRepository,
+)
+
+
+class UnitOfWork:
+    """`async with uow:` opens a transaction; nothing is kept unless `commit()` is called."""
+
+    projects: ProjectRepository
+    people: PersonRepository
+    hazards: HazardRepository
+    events: EventRepository
+    evidence: EvidenceRepository
+    outbox: OutboxRepository
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+
+    async def __aenter__(self) -> UnitOfWork:
+        session = self._sessions()
+        self._session = session
+        self.projects = ProjectRepository(session)
+        self.people = PersonRepository(session)
+        self.hazards = HazardRepository(session)
+        self.events = EventRepository(session)
+        self.evidence = EvidenceRepository(session)
+        self.outbox = OutboxRepository(session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        try:
+            await self._session.rollback()
+        finally:
+            await self._session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        assert self._session is not None
+        await self._session.commit()
+
+    async def flush(self) -> None:
+        assert self._session is not None
+        await self._session.flush()
+
+
+class UnitOfWorkFactory:
+    """Makes a fresh UnitOfWork per use; what services are given instead of a session."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions)
