@@ -1,0 +1,147 @@
+"""The composition root: builds the PTB application, the service and the engine from the config."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers
+from bot.config import Config
+from bot.engine import EscalationEngine
+from bot.outbox import OutboxDispatcher
+from bot.service import HazardService
+from escalation.classifier import Classifier, LexiconExtension
+from escalation.clock import Clock
+from storage.db import create_engine, migrate, session_factory
+from storage.uow import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything the handlers need, built once and kept in `bot_data`."""
+
+    config: Config
+    clock: Clock
+    db: AsyncEngine
+    uow: UnitOfWorkFactory
+    classifier: Classifier
+    service: HazardService
+    dispatcher: OutboxDispatcher
+    engine: EscalationEngine
+    owns_db: bool = False
+    dispatcher_idle: float = 1.0
+    started: bool = field(default=False)
+
+    async def changed(self) -> None:
+        """A handler committed something: send the outbox and re-arm the wake-up."""
+        self.dispatcher.kick()
+        await self.engine.arm()
+
+    async def start(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Bring the schema up to date, then start the dispatcher and the engine's timers."""
+        if self.started:
+            return
+        await migrate(self.db)
+        self.service.bot_username = app.bot.username
+        self.dispatcher.start(self.dispatcher_idle)
+        assert app.job_queue is not None
+        self.engine.start(app.job_queue)
+        self.started = True
+
+    async def stop(self) -> None:
+        await self.dispatcher.stop()
+        if self.owns_db:
+            await self.db.dispose()
+        self.started = False
+
+
+def build_application(
+    config: Config,
+    *,
+    token: str,
+    clock: Clock,
+    db: AsyncEngine | None = None,
+    base_url: str | None = None,
+    base_file_url: str | None = None,
+    sweep_every: float = 15.0,
+    dispatcher_idle: float = 1.0,
+    rate_limit: bool = True,
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The one place where the bot is wired: clock, database and Bot API URL are injected."""
+    api = config.telegram.api_base_url.rstrip("/")
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url or f"{api}/bot")
+        .base_file_url(base_file_url or f"{api}/file/bot")
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter())  # type: ignore[arg-type]
+    app = builder.build()
+
+    owns_db = db is None
+    engine_db = db if db is not None else create_engine(config.storage.url)
+    uow = UnitOfWorkFactory(session_factory(engine_db))
+    lex = config.lexicon
+    classifier = Classifier(
+        LexiconExtension(tuple(lex.extra_hazard), tuple(lex.extra_ack), tuple(lex.extra_not_hazard))
+    )
+    service = HazardService(config, uow, clock)
+    dispatcher = OutboxDispatcher(uow, app.bot, clock)
+    engine = EscalationEngine(service, dispatcher, clock, sweep_every=sweep_every)
+    app.bot_data["runtime"] = Runtime(
+        config,
+        clock,
+        engine_db,
+        uow,
+        classifier,
+        service,
+        dispatcher,
+        engine,
+        owns_db=owns_db,
+        dispatcher_idle=dispatcher_idle,
+    )
+
+    groups = filters.ChatType.GROUPS & ~filters.UpdateType.EDITED
+    app.add_handler(CommandHandler("start", handlers.on_start, filters.ChatType.PRIVATE))
+    app.add_handler(
+        MessageHandler(groups & filters.TEXT & ~filters.COMMAND, handlers.on_group_text)
+    )
+    app.add_handler(
+        MessageHandler(
+            groups & (filters.PHOTO | filters.LOCATION | filters.VENUE), handlers.on_group_media
+        )
+    )
+    app.add_error_handler(handlers.on_error)
+    return app
+
+
+def runtime_of(app: Application[Any, Any, Any, Any, Any, Any]) -> Runtime:
+    return app.bot_data["runtime"]  # type: ignore[no-any-return]
+
+
+async def _post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    await runtime_of(app).start(app)
+
+
+async def _post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    await runtime_of(app).stop()
+
+
+ALL_UPDATES = Update.ALL_TYPES

@@ -1,0 +1,89 @@
+"""The escalation engine's timing: a repeating sweep plus one precise wake-up, both from the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram.ext import ContextTypes, Job, JobQueue
+
+from bot.outbox import OutboxDispatcher
+from bot.service import HazardService
+from escalation.clock import Clock
+
+log = logging.getLogger(__name__)
+
+WAKE_JOB = "sitewalk-wake"
+SWEEP_JOB = "sitewalk-sweep"
+
+
+class EscalationEngine:
+    """APScheduler only wakes this; what is due is always read from the hazard rows.
+
+    The sweep is the safety net (a missed or lost timer costs at most one interval); the single
+    precise wake-up, re-armed after every change, keeps lateness to milliseconds.
+    """
+
+    def __init__(
+        self,
+        service: HazardService,
+        dispatcher: OutboxDispatcher,
+        clock: Clock,
+        *,
+        sweep_every: float = 15.0,
+        batch: int = 200,
+    ) -> None:
+        self._service = service
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._sweep_every = sweep_every
+        self._batch = batch
+        self._queue: JobQueue[Any] | None = None
+        self._wake: Job[Any] | None = None
+        self._lock = asyncio.Lock()
+
+    def start(self, queue: JobQueue[Any]) -> None:
+        """Arm the sweep; its first run at once catches up what fell due while we were down."""
+        self._queue = queue
+        queue.run_repeating(self._on_job, interval=self._sweep_every, first=0, name=SWEEP_JOB)
+
+    async def _on_job(self, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.tick()
+
+    async def tick(self) -> int:
+        """Apply every passed deadline, hand the outbox to the dispatcher, re-arm the wake-up."""
+        async with self._lock:  # the sweep and a wake-up may fire together; one pass is enough
+            done = 0
+            try:
+                while True:
+                    step = await self._service.sweep(self._batch)
+                    done += step
+                    if step < self._batch:
+                        break
+            except Exception:
+                log.exception("escalation sweep failed; the next sweep retries")
+            if done:
+                self._dispatcher.kick()
+            await self.arm()
+            return done
+
+    async def arm(self) -> None:
+        """Set the one precise wake-up to the earliest deadline in the database."""
+        if self._queue is None:
+            return
+        try:
+            when = await self._service.next_deadline()
+        except Exception:
+            log.exception("could not read the next deadline; the sweep stays as a net")
+            return
+        if self._wake is not None:
+            self._wake.schedule_removal()
+            self._wake = None
+        if when is None:
+            return
+        delay = self._clock.real_seconds_until(when)
+        if delay is None:
+            return  # a clock that only moves in tests: the tests tick by hand
+        # A hair after the deadline, so that `now >= deadline` holds when the job runs.
+        self._wake = self._queue.run_once(self._on_job, when=max(delay, 0.0) + 0.005, name=WAKE_JOB)
