@@ -1,0 +1,173 @@
+"""Storage on SQLite and PostgreSQL: migrations, repositories, compare-and-set, outbox claims."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from escalation.hazard import HazardState, Tick, decide
+from storage.models import HazardRow, OutboxRow, OutboxStatus
+from storage.repositories import to_domain
+from storage.uow import UnitOfWorkFactory
+from tests.conftest import GROUP, T0
+
+
+async def _hazard(uow: UnitOfWorkFactory, *, number_hint: str = "") -> int:
+    async with uow() as u:
+        project = await u.projects.get_or_create(GROUP, "邮政南苑小区改造", T0)
+        number = await u.projects.allocate_number(project)
+        row = HazardRow(
+            project_id=project.id,
+            number=number,
+            chat_id=GROUP,
+            report_message_id=100 + number,
+            reporter_id=5000,
+            reporter_name="巡查员",
+            text=f"配重块松动{number_hint}",
+            category="起重伤害",
+            critical=False,
+            state=HazardState.OPEN,
+            level=1,
+            deadline=T0 + timedelta(minutes=30),
+            opened_at=T0,
+            repeats=0,
+            version=0,
+            chain=[
+                {"role": "安全员", "deadline_s": 1800, "members": [{"id": 1001}]},
+                {"role": "监理", "deadline_s": 1800, "members": [{"id": 1002}]},
+            ],
+            policy={
+                "critical_factor": 0.5,
+                "repeat_every_s": 1800,
+                "max_repeats": 1,
+                "rectify_within_s": 86400,
+            },
+            ack_reminded=False,
+        )
+        u.hazards.add(row)
+        await u.flush()
+        await u.commit()
+        return row.id
+
+
+async def test_migration_creates_every_table(db_engine: AsyncEngine) -> None:
+    """Alembic's first revision creates all tables and records its version."""
+    async with db_engine.connect() as conn:
+        tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    expected = {"projects", "people", "hazards", "hazard_events", "evidence", "outbox"}
+    assert expected <= tables
+    assert "alembic_version" in tables
+
+
+async def test_numbers_are_per_project_and_increasing(uow: UnitOfWorkFactory) -> None:
+    """#N counts up from 1 within a project."""
+    first, second = await _hazard(uow), await _hazard(uow)
+    async with uow() as u:
+        a, b = await u.hazards.get(first), await u.hazards.get(second)
+        assert a is not None and b is not None
+        assert (a.number, b.number) == (1, 2)
+
+
+async def test_datetimes_come_back_aware_utc(uow: UnitOfWorkFactory) -> None:
+    """Deadlines read back timezone-aware and equal to what was written, on both databases."""
+    hid = await _hazard(uow)
+    async with uow() as u:
+        row = await u.hazards.get(hid)
+        assert row is not None
+        assert row.deadline == T0 + timedelta(minutes=30)
+        assert row.deadline.tzinfo is not None
+        assert await u.hazards.next_deadline() == T0 + timedelta(minutes=30)
+
+
+async def test_compare_and_set_applies_a_step_once(uow: UnitOfWorkFactory) -> None:
+    """Two stale copies of the same row: only the first apply wins."""
+    hid = await _hazard(uow)
+    now = T0 + timedelta(minutes=31)
+    async with uow() as u1:
+        r1 = await u1.hazards.get(hid)
+        assert r1 is not None
+        decision = decide(to_domain(r1), Tick(), now)
+        assert await u1.hazards.apply(r1, decision.hazard)
+        await u1.commit()
+    async with uow() as u2:
+        stale = HazardRow(id=hid, version=0)  # what a late, duplicate wake-up still holds
+        assert not await u2.hazards.apply(stale, decision.hazard)
+        fresh = await u2.hazards.get(hid)
+        assert fresh is not None
+        assert (fresh.level, fresh.version) == (2, 1)
+
+
+async def test_list_due_returns_only_passed_active_deadlines(uow: UnitOfWorkFactory) -> None:
+    """The sweep sees open hazards whose deadline passed, not future or finished ones."""
+    due = await _hazard(uow)
+    done = await _hazard(uow)
+    async with uow() as u:
+        row = await u.hazards.get(done)
+        assert row is not None
+        row.state = HazardState.CLOSED
+        await u.commit()
+    async with uow() as u:
+        assert [r.id for r in await u.hazards.list_due(T0 + timedelta(minutes=31), 10)] == [due]
+        assert await u.hazards.list_due(T0 + timedelta(minutes=29), 10) == []
+
+
+async def test_outbox_claim_is_a_lease(uow: UnitOfWorkFactory) -> None:
+    """A claimed row is not claimed again until its lease expires; a sent row never again."""
+    hid = await _hazard(uow)
+    async with uow() as u:
+        u.outbox.add(
+            OutboxRow(
+                hazard_id=hid, purpose="dm", method="sendMessage", chat_id=1002,
+                recipient_id=1002, text="#1", payload={}, dedupe_key="k1",
+                status=OutboxStatus.PENDING, attempts=0, not_before=T0, created_at=T0,
+            )
+        )
+        await u.commit()
+    lease = timedelta(seconds=30)
+    async with uow() as u:
+        assert len(await u.outbox.claim(T0, lease, 10)) == 1
+        await u.commit()
+    async with uow() as u:
+        assert await u.outbox.claim(T0 + timedelta(seconds=10), lease, 10) == []
+        again = await u.outbox.claim(T0 + timedelta(seconds=31), lease, 10)
+        assert len(again) == 1
+        again[0].status = OutboxStatus.SENT
+        await u.commit()
+    async with uow() as u:
+        assert await u.outbox.claim(T0 + timedelta(hours=1), lease, 10) == []
+
+
+async def test_photo_reuse_is_found_anywhere(uow: UnitOfWorkFactory) -> None:
+    """A file_unique_id used on any hazard is reported as used."""
+    from storage.models import EvidenceRow
+
+    hid = await _hazard(uow)
+    async with uow() as u:
+        u.evidence.add(
+            EvidenceRow(
+                hazard_id=hid, kind="photo", user_id=1001, chat_id=GROUP, message_id=5,
+                file_unique_id="AgADxyz", accepted=True, at=T0,
+            )
+        )
+        await u.commit()
+    async with uow() as u:
+        assert await u.evidence.photo_used("AgADxyz")
+        assert not await u.evidence.photo_used("AgADother")
+
+
+async def test_people_started_and_unreachable(uow: UnitOfWorkFactory) -> None:
+    """/start marks a person reachable; a 403 marks them unreachable with the reason."""
+    async with uow() as u:
+        await u.people.mark_started(1002, "zhang", "张工", T0)
+        await u.commit()
+    async with uow() as u:
+        assert (await u.people.get_many([1002]))[1002].started
+        assert await u.people.ids_for_usernames(["ZHANG"]) == {"zhang": 1002}
+        await u.people.mark_unreachable(1002, "bot was blocked by the user")
+        await u.commit()
+    async with uow() as u:
+        person = (await u.people.get_many([1002]))[1002]
+        assert not person.started
+        assert person.unreachable_reason == "bot was blocked by the user"
