@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
-from importlib import resources
-from typing import Any
+
+from escalation import lexicon as lx
 
 
 class Kind(StrEnum):
@@ -53,37 +51,243 @@ class LexiconExtension:
     extra_not_hazard: tuple[str, ...] = ()
 
 
-@cache
-def _shipped() -> dict[str, Any]:
-    raw = (resources.files("escalation") / "data" / "lexicon.toml").read_text("utf-8")
-    return tomllib.loads(raw)
+# How far apart (in characters between the two terms) an object and its state may be.
+# Chinese packs a clause into a few characters; English spends more on articles and spaces.
+_GAP_ZH = 10
+_GAP_EN = 24
+# Longer messages are not bare acknowledgements, and the ack grammar backtracks.
+_ACK_MAX_CHARS = 48
+_SENTENCE_END = re.compile(r"[。!?;\n]|\.(?:\s|$)")
 
 
-_STRIP = re.compile(r"[\s\W_]+")
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    start: int
+    end: int
+    term: str
+    roles: tuple[lx.Role, ...]
+    latin: bool
 
 
 class Classifier:
     """A rule engine over the shipped lexicon plus a project's extension."""
 
     def __init__(self, extension: LexiconExtension | None = None) -> None:
-        ext = extension or LexiconExtension()
-        lex = _shipped()
-        self._hazard = tuple(lex["hazard"]["words"]) + ext.extra_hazard
-        self._ack = frozenset(p.lower() for p in (*lex["ack"]["phrases"], *ext.extra_ack))
-        self._not = tuple(lex["not_hazard"]["phrases"]) + ext.extra_not_hazard
+        if extension is None or extension == LexiconExtension():
+            self._lex = lx.shipped()
+        else:
+            self._lex = lx.build(
+                lx.shipped_data(),
+                extra_hazard=extension.extra_hazard,
+                extra_ack=extension.extra_ack,
+                extra_not_hazard=extension.extra_not_hazard,
+            )
+        self._rank = {cat: i for i, cat in enumerate(self._lex.priority)}
 
     def classify(self, text: str, *, is_reply: bool = False) -> Classification:
-        low = text.lower()
-        for phrase in self._not:
-            if phrase in low:
-                return Classification(text, Kind.OTHER, None, Severity.NORMAL, (f"not:{phrase}",))
-        for word in self._hazard:
-            if word in low:
-                return Classification(text, Kind.HAZARD, None, Severity.NORMAL, (f"hazard:{word}",))
-        bare = _STRIP.sub("", low)
-        if bare and bare in self._ack:
-            return Classification(text, Kind.ACK, None, Severity.NORMAL, (f"ack:{bare}",))
+        """Classify one message. `is_reply` is accepted for callers; the verdict does not need it.
+
+        A bare 收到 is an ack wherever it appears; the bot decides what an ack outside a reply
+        means. A reply that acknowledges and also reports something new is a hazard.
+        """
+        norm = lx.normalise(text)
+        hits = self._scan(norm)
+        hazard = self._hazard(text, norm, hits)
+        if hazard is not None and hazard.kind is Kind.HAZARD:
+            return hazard
+        ack = self._ack(text)
+        if ack is not None:
+            return ack
+        if hazard is not None:
+            return hazard
         return Classification(text, Kind.OTHER, None, Severity.NORMAL, ())
+
+    def _scan(self, norm: str) -> list[_Hit]:
+        roles = self._lex.roles
+        return [
+            _Hit(m.start(), m.end(), m.group(), roles[m.group()], m.group().isascii())
+            for m in self._lex.scanner.finditer(norm)
+        ]
+
+    def _hazard(self, text: str, norm: str, hits: list[_Hit]) -> Classification | None:
+        """A hazard when some clause holds evidence that no filter in its segment cancels.
+
+        Returns an OTHER classification with the filters that fired when evidence was
+        cancelled, and None when there was nothing to say.
+        """
+        if not hits:
+            return None
+        kinds = {role.kind for hit in hits for role in hit.roles}
+        if lx.NOT_HAZARD in kinds:
+            denied = tuple(f"not_hazard:{h.term}" for h in hits if _has(h, lx.NOT_HAZARD))
+            return Classification(text, Kind.OTHER, None, Severity.NORMAL, denied)
+
+        evidence: list[tuple[str, str]] = []  # (category, reason)
+        reasons: list[str] = []
+        imminent: list[_Hit] = []
+        cancelled: list[str] = []
+        for seg_hits, start, end in _split(hits, norm):
+            seg_filters = self._segment_filters(seg_hits, norm[start:end])
+            for sentence_hits, sentence_text in _sentences(seg_hits, norm, start, end):
+                found, why, urgent = self._evidence(sentence_hits)
+                if not found and not urgent:
+                    continue
+                blocked = list(seg_filters)
+                if not urgent:
+                    blocked += [
+                        f"question:{h.term}" for h in sentence_hits if _has(h, lx.QUESTION)
+                    ]
+                    if "?" in sentence_text and not any(r.startswith("question") for r in blocked):
+                        blocked.append("question:?")
+                else:
+                    # An imminent danger outranks a notice or a question mark, not a denial.
+                    blocked = [
+                        r for r in blocked if r.startswith(("negation", "resolution", "stats"))
+                    ]
+                if blocked:
+                    cancelled += why + blocked
+                    continue
+                evidence += found
+                reasons += why
+                imminent += urgent
+        if not evidence and not imminent:
+            if cancelled:
+                return Classification(text, Kind.OTHER, None, Severity.NORMAL, tuple(cancelled))
+            return None
+
+        category = self._category(evidence, imminent, hits)
+        severity = Severity.CRITICAL if imminent else Severity.NORMAL
+        reasons += [f"imminence:{h.term}" for h in imminent]
+        reasons.append(f"category:{category}")
+        return Classification(text, Kind.HAZARD, category, severity, tuple(_dedupe(reasons)))
+
+    def _segment_filters(self, hits: list[_Hit], seg_text: str) -> list[str]:
+        """Denials, fixes, notices and statistics: each cancels a report in its segment."""
+        fired = [
+            f"{role.kind}:{h.term}"
+            for h in hits
+            for role in h.roles
+            if role.kind in (lx.NEGATION, lx.RESOLUTION, lx.NOTICE)
+        ]
+        stats = self._lex.stats.search(seg_text)
+        if stats:
+            fired.append(f"stats:{stats.group().strip()}")
+        return fired
+
+    def _evidence(
+        self, hits: list[_Hit]
+    ) -> tuple[list[tuple[str, str]], list[str], list[_Hit]]:
+        """Acts, hazard words and object-state pairs in one sentence; and imminence words."""
+        found: list[tuple[str, str]] = []
+        why: list[str] = []
+        urgent: list[_Hit] = []
+        objects: list[tuple[_Hit, lx.Role]] = []
+        states: list[tuple[_Hit, str]] = []
+        for h in hits:
+            for role in h.roles:
+                if role.kind == lx.ACT:
+                    found.append((role.category, f"act:{h.term}"))
+                    why.append(f"act:{h.term}")
+                elif role.kind == lx.HAZARD_WORD:
+                    found.append((lx.GENERIC, f"hazard_word:{h.term}"))
+                    why.append(f"hazard_word:{h.term}")
+                elif role.kind == lx.IMMINENCE:
+                    urgent.append(h)
+                elif role.kind in lx.PAIRS:
+                    objects.append((h, role))
+                elif role.kind in lx.STATE_ROLES:
+                    states.append((h, role.kind))
+        for obj, role in objects:
+            accepts = lx.PAIRS[role.kind]
+            for state, state_kind in states:
+                if state is obj or state_kind not in accepts:
+                    continue
+                gap = state.start - obj.end if state.start >= obj.end else obj.start - state.end
+                if gap < 0:
+                    continue
+                limit = _GAP_EN if obj.latin or state.latin else _GAP_ZH
+                if gap <= limit:
+                    found.append((role.category, f"object:{obj.term}"))
+                    why += [f"object:{obj.term}", f"{state_kind}:{state.term}"]
+                    break
+        return found, why, urgent
+
+    def _category(
+        self, evidence: list[tuple[str, str]], imminent: list[_Hit], hits: list[_Hit]
+    ) -> str:
+        """The evidence's own category first, then imminence, then any object named nearby."""
+        specific = [cat for cat, _ in evidence if cat != lx.GENERIC]
+        if specific:
+            return self._best(specific)
+        urgent = [r.category for h in imminent for r in h.roles if r.kind == lx.IMMINENCE]
+        context = [
+            r.category
+            for h in hits
+            for r in h.roles
+            if r.kind in lx.OBJECT_ROLES and r.category != lx.GENERIC
+        ]
+        if context:
+            return self._best(context)
+        urgent = [c for c in urgent if c != lx.GENERIC]
+        if urgent:
+            return self._best(urgent)
+        return self._lex.fallback
+
+    def _best(self, categories: list[str]) -> str:
+        return min(categories, key=lambda c: self._rank.get(c, len(self._rank)))
+
+    def _ack(self, text: str) -> Classification | None:
+        """An ack when the whole message, names and emoji aside, is acknowledgement words."""
+        if "?" in text or "？" in text:
+            return None
+        form = lx.ack_form(text)
+        if not form or len(form) > _ACK_MAX_CHARS:
+            return None
+        if not self._lex.ack_full.fullmatch(form):
+            return None
+        core = [m.group() for m in self._lex.ack_core.finditer(form)]
+        if not core:
+            return None
+        reasons = tuple(_dedupe(f"ack:{term}" for term in core))
+        return Classification(text, Kind.ACK, None, Severity.NORMAL, reasons)
+
+
+def _has(hit: _Hit, kind: str) -> bool:
+    return any(role.kind == kind for role in hit.roles)
+
+
+def _split(hits: list[_Hit], norm: str) -> Iterator[tuple[list[_Hit], int, int]]:
+    """Hits and bounds of each segment between connectives ("收到，另外…" opens a new one)."""
+    start = 0
+    current: list[_Hit] = []
+    for h in hits:
+        if _has(h, lx.CONNECTIVE):
+            yield current, start, h.start
+            current, start = [], h.end
+        else:
+            current.append(h)
+    yield current, start, len(norm)
+
+
+def _sentences(
+    hits: list[_Hit], norm: str, start: int, end: int
+) -> Iterator[tuple[list[_Hit], str]]:
+    """Hits and text of each sentence in a segment; a "?" belongs to the sentence it ends."""
+    i = 0
+    for m in _SENTENCE_END.finditer(norm, start, end):
+        group: list[_Hit] = []
+        while i < len(hits) and hits[i].start < m.end():
+            group.append(hits[i])
+            i += 1
+        if group:
+            yield group, norm[start : m.end()]
+        start = m.end()
+    if i < len(hits):
+        yield hits[i:], norm[start:end]
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def classify_lines(lines: Iterable[str], classifier: Classifier) -> Iterator[str]:

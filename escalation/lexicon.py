@@ -1,0 +1,220 @@
+"""The classifier's lexicon: loads the shipped TOML, merges a project's words, compiles matchers."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+# Roles a term can play. Object roles pair with the state roles in PAIRS.
+THING = "thing"
+GUARD = "guard"
+PPE = "ppe"
+PROCEDURE = "procedure"
+ZONE = "zone"
+CONTEXT = "context"
+FAILURE = "failure"
+ABSENCE = "absence"
+PRESENCE = "presence"
+ACT = "act"
+HAZARD_WORD = "hazard_word"
+IMMINENCE = "imminence"
+NEGATION = "negation"
+RESOLUTION = "resolution"
+NOTICE = "notice"
+QUESTION = "question"
+CONNECTIVE = "connective"
+NOT_HAZARD = "not_hazard"
+
+PAIRS: Mapping[str, frozenset[str]] = {
+    THING: frozenset({FAILURE}),
+    GUARD: frozenset({FAILURE, ABSENCE}),
+    PPE: frozenset({ABSENCE}),
+    PROCEDURE: frozenset({ABSENCE}),
+    ZONE: frozenset({PRESENCE}),
+}
+OBJECT_ROLES = frozenset(PAIRS) | {CONTEXT}
+STATE_ROLES = frozenset({FAILURE, ABSENCE, PRESENCE})
+GENERIC = "generic"
+
+_OBJECT_TABLES = {
+    "things": THING,
+    "guards": GUARD,
+    "ppe": PPE,
+    "procedures": PROCEDURE,
+    "zones": ZONE,
+    "context": CONTEXT,
+}
+_FILTER_KEYS = {
+    "negation": NEGATION,
+    "resolution": RESOLUTION,
+    "notice": NOTICE,
+    "question": QUESTION,
+    "connective": CONNECTIVE,
+}
+
+# Emoji people use to mean "received"; every other symbol is noise to the ack test.
+ACK_EMOJI = frozenset("👍👌🙏✊💪🫡✅👏🤝🆗✌☑✔")
+_SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff\ufe0f\u200d]")
+
+
+def normalise(text: str) -> str:
+    """Full-width to half-width, lower case, one space between words."""
+    folded = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
+    return " ".join(folded.split())
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """One meaning of a term: its role and, for objects, acts and imminence, a category."""
+
+    kind: str
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """Compiled lexicon: one scanning regex for every term, and the ack grammar."""
+
+    roles: Mapping[str, tuple[Role, ...]]
+    scanner: re.Pattern[str]
+    stats: re.Pattern[str]
+    ack_full: re.Pattern[str]
+    ack_core: re.Pattern[str]
+    priority: tuple[str, ...]
+    fallback: str
+
+
+def _trie_pattern(terms: Iterable[str]) -> str:
+    """A regex alternation factored by common prefixes, preferring the longest term.
+
+    Python's `re` tries alternatives one by one; a prefix trie lets it reject hundreds of
+    terms after one character, which keeps a scan of a message in the microseconds.
+    """
+    root: dict[str, Any] = {}
+    for term in terms:
+        node = root
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            # Greedy "?" tries the longer term first, so the longest match wins.
+            return "(?:" + body + ")?" if len(branches) == 1 else body + "?"
+        return body
+
+    return build(root)
+
+
+def _alternation(terms: Iterable[str]) -> str:
+    """Scanner for all terms; ASCII words only match whole words ("no" is not in "know")."""
+    groups: dict[tuple[bool, bool], list[str]] = {}
+    for term in terms:
+        key = (_is_word_char(term[0]), _is_word_char(term[-1]))
+        groups.setdefault(key, []).append(term)
+    parts = []
+    for (word_start, word_end), members in sorted(groups.items()):
+        pattern = "(?:" + _trie_pattern(members) + ")"
+        if word_start:
+            pattern = "(?<![a-z0-9])" + pattern
+        if word_end:
+            pattern += "(?![a-z0-9])"
+        parts.append(pattern)
+    return "|".join(parts)
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def _add(roles: dict[str, list[Role]], terms: Iterable[str], role: Role) -> None:
+    for raw in terms:
+        term = normalise(raw)
+        if term and role not in roles.setdefault(term, []):
+            roles[term].append(role)
+
+
+def build(
+    data: Mapping[str, Any],
+    *,
+    extra_hazard: Iterable[str] = (),
+    extra_ack: Iterable[str] = (),
+    extra_not_hazard: Iterable[str] = (),
+) -> Lexicon:
+    """Compile the parsed TOML plus a project's extra words into a Lexicon."""
+    roles: dict[str, list[Role]] = {}
+    for table, kind in _OBJECT_TABLES.items():
+        for category, terms in data["objects"][table].items():
+            _add(roles, terms, Role(kind, category))
+    for kind in (FAILURE, ABSENCE, PRESENCE):
+        _add(roles, data["states"][kind], Role(kind, GENERIC))
+    acts = dict(data["acts"])
+    _add(roles, acts.pop("hazard_words", ()), Role(HAZARD_WORD, GENERIC))
+    for category, terms in acts.items():
+        _add(roles, terms, Role(ACT, category))
+    _add(roles, extra_hazard, Role(ACT, GENERIC))
+    for category, terms in data["imminence"].items():
+        _add(roles, terms, Role(IMMINENCE, category))
+    filters = data["filters"]
+    for key, kind in _FILTER_KEYS.items():
+        _add(roles, filters[key], Role(kind, GENERIC))
+    _add(roles, extra_not_hazard, Role(NOT_HAZARD, GENERIC))
+
+    ack = data["ack"]
+    core = [normalise(t) for t in (*ack["core"], *extra_ack)]
+    vocabulary = [*core, *(normalise(t) for t in ack["filler"])]
+    ack_alt = _alternation(t for t in vocabulary if t)
+    return Lexicon(
+        roles={term: tuple(rs) for term, rs in roles.items()},
+        scanner=re.compile(_alternation(roles)),
+        stats=re.compile("|".join(f"(?:{p})" for p in filters["stats_patterns"])),
+        ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
+        ack_core=re.compile(_alternation(t for t in core if t)),
+        priority=tuple(data["categories"]["priority"]),
+        fallback=str(data["categories"]["fallback"]),
+    )
+
+
+@cache
+def shipped_data() -> Mapping[str, Any]:
+    """The lexicon shipped with the package, parsed once per process."""
+    raw = (resources.files("escalation") / "data" / "lexicon.toml").read_text("utf-8")
+    return tomllib.loads(raw)
+
+
+@cache
+def shipped() -> Lexicon:
+    """The shipped lexicon, compiled once per process."""
+    return build(shipped_data())
+
+
+_MENTION = re.compile(r"@\S+")
+# A surname (or 小/老) followed by a title: 王工, 李总, 刘经理, 老张. Removed before the ack test,
+# because "王工收到" acknowledges exactly like "收到".
+_NAME_TITLE = re.compile(
+    "(?:[王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁"
+    "魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常"
+    "武乔贺赖龚文]|老|小)"
+    "(?:工|总工|总|经理|主任|科长|队长|师傅|老师|书记|班长|局|部长)"
+)
+_NOISE = re.compile(r"[^\w\s'👍]|[0-9_]")
+
+
+def ack_form(text: str) -> str:
+    """The message reduced for the ack test: no mentions, names, digits, emoji or punctuation."""
+    text = _SKIN_TONES.sub("", text)
+    text = "".join("👍" if ch in ACK_EMOJI else ch for ch in text)
+    text = _MENTION.sub(" ", normalise(text))
+    text = _NAME_TITLE.sub(" ", text)
+    return " ".join(_NOISE.sub(" ", text).split())
