@@ -29,3 +29,7 @@ class ScaledClock:
 
     def real_seconds_until(self, when: datetime) -> float | None:
         return (when - self.now()).total_seconds() / self._speed
+
+    def at_monotonic(self, moment: float) -> datetime:
+        """The scaled time of a `time.monotonic()` reading, to place logged events on it."""
+        return self._start + timedelta(seconds=(moment - self._origin) * self._speed)

@@ -77,9 +77,10 @@ class EscalationEngine:
         except Exception:
             log.exception("could not read the next deadline; the sweep stays as a net")
             return
-        if self._wake is not None:
-            self._wake.schedule_removal()
-            self._wake = None
+        # A one-shot job that already ran is gone from the scheduler: remove by name, not handle.
+        for job in self._queue.get_jobs_by_name(WAKE_JOB):
+            job.schedule_removal()
+        self._wake = None
         if when is None:
             return
         delay = self._clock.real_seconds_until(when)

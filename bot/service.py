@@ -258,7 +258,7 @@ class HazardService:
             uow.evidence.add(
                 EvidenceRow(
                     hazard_id=row.id,
-                    media=str(evidence.kind),
+                    kind=str(evidence.kind),
                     user_id=msg.sender.user_id,
                     chat_id=msg.chat_id,
                     message_id=msg.message_id,

@@ -48,11 +48,9 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._session is not None
-        try:
-            await self._session.rollback()
-        finally:
-            await self._session.close()
-            self._session = None
+        # close() rolls back what was not committed, and leaves loaded rows readable (detached).
+        await self._session.close()
+        self._session = None
 
     async def commit(self) -> None:
         assert self._session is not None

@@ -1,0 +1,214 @@
+"""`sitewalk demo`: the Qingjiangpu morning replayed offline, with compressed time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram import Update
+
+from bot.app import build_application, runtime_of
+from bot.clock import ScaledClock
+from bot.config import parse_config
+from bot.sandbox import LocalBotApi
+
+TZ = ZoneInfo("Asia/Shanghai")
+GROUP = -1002021000001
+INSPECTOR, SAFETY, SUPERVISOR, SUPERVISOR_2, CHIEF, HOUSING, COMPANY = (
+    2001,
+    1001,
+    1002,
+    1003,
+    1004,
+    1005,
+    1006,
+)
+NAMES = {
+    INSPECTOR: "安全巡查员",
+    SAFETY: "项目安全员老王",
+    SUPERVISOR: "监理张工",
+    SUPERVISOR_2: "监理李工",
+    CHIEF: "总工程师赵工",
+    HOUSING: "住建部门刘科",
+    COMPANY: "公司安全员",
+}
+
+DEMO_CONFIG = f"""
+[defaults]
+timezone = "Asia/Shanghai"
+language = "{{language}}"
+repeat_every = "30m"
+max_repeats = 1
+
+[[projects]]
+name = "邮政南苑小区改造"
+chat_id = {GROUP}
+
+  [[projects.chain]]
+  role = "项目安全员"
+  members = [{{{{ id = {SAFETY}, name = "项目安全员老王" }}}}]
+  deadline = "30m"
+
+  [[projects.chain]]
+  role = "监理"
+  members = [
+    {{{{ id = {SUPERVISOR}, name = "监理张工" }}}},
+    {{{{ id = {SUPERVISOR_2}, name = "监理李工" }}}},
+  ]
+  deadline = "30m"
+
+  [[projects.chain]]
+  role = "总工程师"
+  members = [{{{{ id = {CHIEF}, name = "总工程师赵工" }}}}]
+  deadline = "1h"
+
+  [[projects.chain]]
+  role = "住建部门"
+  members = [{{{{ id = {HOUSING}, name = "住建部门刘科" }}}}]
+  deadline = "1h"
+"""
+
+# (minutes after 09:00, who, text, reply to the report?)
+SCRIPT: list[tuple[int, int, str, bool]] = [
+    (0, INSPECTOR, "3号楼塔吊配重块松动,存在安全隐患,下面还有工人在干活", False),
+    (2, SAFETY, "收到", True),
+    (4, SUPERVISOR, "收到,请施工单位注意安全", True),
+    (6, CHIEF, "收到收到", True),
+    (9, HOUSING, "收到,对该问题要严肃处理", True),
+    (12, COMPANY, "收到,已起草书面处罚决定书", True),
+]
+END_MINUTES = 122
+
+
+@dataclass
+class Line:
+    at: datetime
+    who: str
+    text: str
+
+
+def run_demo(*, speed: float = 240.0, language: str = "zh") -> int:
+    """Run the replay and print its timeline; returns the exit code."""
+    logging.basicConfig(level=logging.WARNING)
+    return asyncio.run(_demo(speed, language))
+
+
+async def _demo(speed: float, language: str) -> int:
+    start = datetime(2024, 5, 6, 9, 0, tzinfo=TZ).astimezone(UTC)
+    # A minute of lead time, so that the set-up happens before the 09:00 report.
+    clock = ScaledClock(start - timedelta(minutes=1), speed)
+    config = parse_config(DEMO_CONFIG.format(language=language))
+    lines: list[Line] = []
+    print(f"sitewalk demo: 清江浦, 2024-05-06, time runs {speed:g}× faster; Ctrl-C stops it.\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
+        config = config.model_copy(
+            update={"storage": config.storage.model_copy(update={"url": db_url})}
+        )
+        async with LocalBotApi() as api:
+            _cast(api)
+            app = build_application(
+                config,
+                token=api.token,
+                clock=clock,
+                base_url=api.base_url,
+                base_file_url=api.base_file_url,
+                sweep_every=2.0,
+                dispatcher_idle=0.2,
+            )
+            async with app:
+                runtime = runtime_of(app)
+                await runtime.start(app)
+                assert app.updater is not None
+                await app.updater.start_polling(
+                    poll_interval=0.05, timeout=1, allowed_updates=Update.ALL_TYPES
+                )
+                await app.start()
+                for user in (SAFETY, SUPERVISOR, SUPERVISOR_2, CHIEF, HOUSING):
+                    api.start_bot(user)
+                report_id: int | None = None
+                for minute, user, text, is_reply in SCRIPT:
+                    await _sleep_until(clock, start + timedelta(minutes=minute))
+                    msg = api.post_text(GROUP, user, text, reply_to=report_id if is_reply else None)
+                    report_id = report_id or msg["message_id"]
+                    lines.append(Line(clock.now(), f"[群] {NAMES[user]}", text))
+                    _progress(clock)
+                while clock.now() < start + timedelta(minutes=END_MINUTES):
+                    await asyncio.sleep(0.5)
+                    _progress(clock)
+                await runtime.dispatcher.drain()
+                print("\r" + " " * 40 + "\r", end="")
+                lines.extend(_bot_lines(api, clock))
+                acked = await _acknowledgers(runtime)
+                await app.updater.stop()
+                await app.stop()
+                await runtime.stop()
+    _print(lines, acked)
+    dms = sum(1 for line in lines if line.who.startswith("[机器人→私信"))
+    return 0 if dms else 1
+
+
+def _cast(api: LocalBotApi) -> None:
+    api.group(GROUP, "清江浦房产2021老小区改造")
+    for uid, name in NAMES.items():
+        api.user(uid, name)
+
+
+async def _sleep_until(clock: ScaledClock, when: datetime) -> None:
+    delay = clock.real_seconds_until(when)
+    if delay and delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _progress(clock: ScaledClock) -> None:
+    print(f"\r  … {clock.now().astimezone(TZ):%H:%M}", end="", flush=True)
+
+
+def _bot_lines(api: LocalBotApi, clock: ScaledClock) -> list[Line]:
+    out = []
+    for call in api.calls:
+        if call.status != 200:
+            continue
+        params: dict[str, Any] = call.params
+        at = clock.at_monotonic(call.at)
+        chat = int(params.get("chat_id", 0) or 0)
+        if call.method == "sendMessage":
+            where = "群" if chat == GROUP else f"私信 {NAMES.get(chat, chat)}"
+            out.append(Line(at, f"[机器人→{where}]", str(params.get("text", ""))))
+        elif call.method == "setMessageReaction":
+            reaction = params.get("reaction") or [{}]
+            emoji = reaction[0].get("emoji", "") if isinstance(reaction, list) else ""
+            out.append(Line(at, "[机器人→群]", f"{emoji} (表情回应,不发文字)"))
+    return out
+
+
+async def _acknowledgers(runtime: Any) -> list[str]:
+    async with runtime.uow() as uow:
+        hazard = await uow.hazards.by_number(GROUP, 1)
+        if hazard is None:
+            return []
+        events = await uow.events.of_kind(hazard.id, "acknowledged")
+        return [
+            f"{e.actor_name} {e.at.astimezone(TZ):%H:%M}「{e.detail.get('text', '')}」"
+            for e in events
+        ]
+
+
+def _print(lines: list[Line], acked: list[str]) -> None:
+    for line in sorted(lines, key=lambda item: item.at):
+        head = f"{line.at.astimezone(TZ):%H:%M}  {line.who}: "
+        body = line.text.replace("\n", "\n" + " " * 9)
+        print(head + body)
+    print("\n只回复了「收到」、没有到场的人:")
+    for entry in acked:
+        print(f"  - {entry}")
+    dms = sum(1 for line in lines if line.who.startswith("[机器人→私信"))
+    group = sum(1 for line in lines if line.who == "[机器人→群]")
+    print(f"\n机器人:群内 {group} 条(含表情回应),升级私信 {dms} 条。")
+    print("原案中,两小时后事故发生。实地走要的不是「收到」,是有人到现场叫停施工。")
