@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from telegram import Update
 from telegram.ext import Application
 
@@ -15,8 +16,17 @@ from bot.app import Runtime, build_application, runtime_of
 from bot.config import Config
 from bot.sandbox import LocalBotApi
 from escalation.clock import FakeClock
-from storage.models import HazardEvent, HazardRow, OutboxRow
-from tests.conftest import CHIEF, GROUP, OUTSIDER, REPORTER, SAFETY, SUPERVISOR_A, SUPERVISOR_B, Database
+from storage.models import HazardEvent, HazardRow, OutboxRow, OutboxStatus
+from tests.conftest import (
+    CHIEF,
+    GROUP,
+    OUTSIDER,
+    REPORTER,
+    SAFETY,
+    SUPERVISOR_A,
+    SUPERVISOR_B,
+    Database,
+)
 
 Json = dict[str, Any]
 
@@ -38,7 +48,25 @@ class BotUnderTest:
         """Wait until every pending update is handled and the outbox is empty."""
         await self.api.wait_for(lambda: self.api.pending_update_count == 0, timeout=5)
         await self.app.update_queue.join()
+        await self.outbox_quiet()
+
+    async def outbox_quiet(self) -> None:
+        """Wait until no ready outbox row is waiting or in flight (the background sender too)."""
         await self.runtime.dispatcher.drain()
+
+        async def ready() -> int:
+            async with self.runtime.uow() as uow:
+                stmt = select(func.count()).where(
+                    OutboxRow.status == OutboxStatus.PENDING,
+                    OutboxRow.not_before <= self.clock.now(),
+                )
+                return int((await uow.hazards._s.execute(stmt)).scalar_one())
+
+        for _ in range(500):
+            if await ready() == 0:
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError("outbox rows still pending")
 
     async def advance(self, delta: timedelta) -> None:
         """Move the fake clock, then let the engine and the dispatcher do what fell due."""
@@ -47,7 +75,7 @@ class BotUnderTest:
 
     async def tick(self) -> None:
         await self.runtime.engine.tick()
-        await self.runtime.dispatcher.drain()
+        await self.outbox_quiet()
 
     async def say(self, user: int, text: str, reply_to: int | None = None) -> Json:
         msg = self.api.post_text(GROUP, user, text, reply_to=reply_to)
@@ -56,7 +84,7 @@ class BotUnderTest:
 
     async def hazards(self) -> list[HazardRow]:
         async with self.runtime.uow() as uow:
-            session = uow.hazards._s  # noqa: SLF001 - tests read rows directly
+            session = uow.hazards._s
             return list((await session.execute(select(HazardRow).order_by(HazardRow.id))).scalars())
 
     async def events(self, kind: str | None = None) -> list[HazardEvent]:
@@ -64,12 +92,12 @@ class BotUnderTest:
             stmt = select(HazardEvent).order_by(HazardEvent.id)
             if kind:
                 stmt = stmt.where(HazardEvent.kind == kind)
-            return list((await uow.hazards._s.execute(stmt)).scalars())  # noqa: SLF001
+            return list((await uow.hazards._s.execute(stmt)).scalars())
 
     async def outbox(self) -> list[OutboxRow]:
         async with self.runtime.uow() as uow:
             stmt = select(OutboxRow).order_by(OutboxRow.id)
-            return list((await uow.hazards._s.execute(stmt)).scalars())  # noqa: SLF001
+            return list((await uow.hazards._s.execute(stmt)).scalars())
 
     def group_texts(self) -> list[str]:
         return [m.get("text", "") for m in self.api.sent(GROUP)]

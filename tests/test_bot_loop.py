@@ -9,7 +9,8 @@ from escalation.hazard import HazardState
 from tests.botkit import running_bot
 from tests.conftest import CHIEF, GROUP, OUTSIDER, REPORTER, SAFETY, SUPERVISOR_A, SUPERVISOR_B, T0, Database
 
-REPORT = "3号楼塔吊配重块松动,随时可能掉下来,下面还有人在干活"
+REPORT = "3号楼塔吊配重块松动了,螺栓都看得见缝"
+CRITICAL = "3号楼塔吊配重块松动,随时可能掉下来,下面还有人在干活"
 
 
 async def test_hazard_report_gets_a_card_with_number_role_and_deadline(
@@ -163,3 +164,19 @@ async def test_restart_before_deadline_delivers_the_dm_once(
         async with running_bot(config, database, start=T0, api=api, clock=clock) as bot:
             await bot.tick()
             assert len([t for t in bot.dms(SUPERVISOR_A) if "#1" in t]) == 1
+
+
+async def test_critical_report_stops_work_and_dms_level_one_at_once(
+    config: Config, database: Database
+) -> None:
+    """A critical report's card demands 停工 and 撤离, level 1 is DMed now, deadlines halve."""
+    async with running_bot(config, database, start=T0) as bot:
+        bot.api.start_bot(SAFETY)
+        await bot.say(REPORTER, CRITICAL)
+        card = bot.group_texts()[0]
+        assert "停工" in card
+        assert "撤离" in card
+        assert "09:15" in card
+        assert any("#1" in t and "停" in t for t in bot.dms(SAFETY))
+        [hazard] = await bot.hazards()
+        assert hazard.critical

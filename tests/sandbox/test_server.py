@@ -725,3 +725,58 @@ async def test_wait_for_timeout_reports_recent_calls(bot: Bot, api: LocalBotApi)
         await api.wait_for(lambda: False, timeout=0.05)
     with pytest.raises(TimeoutError, match=r"(?i)expected 1 message"):
         await api.wait_sent(GROUP, timeout=0.05)
+
+
+async def test_delete_message_hides_it_but_keeps_the_sent_record(
+    bot: Bot, api: LocalBotApi
+) -> None:
+    """deleteMessage removes a message from message() while sent() still lists it."""
+    api.group(GROUP, "Crew")
+    sent = await bot.send_message(GROUP, "oops")
+    assert await bot.delete_message(GROUP, sent.message_id)
+    assert api.message(GROUP, sent.message_id) is None
+    assert [m["text"] for m in api.sent(GROUP)] == ["oops"]
+    with pytest.raises(BadRequest, match=r"(?i)message to delete not found"):
+        await bot.delete_message(GROUP, sent.message_id)
+    other = api.post_text(GROUP, ALICE, "mine")
+    with pytest.raises(BadRequest, match=r"(?i)can't be deleted"):
+        await bot.delete_message(GROUP, other["message_id"])
+
+
+async def test_legacy_markdown_trimming_and_inline_commands(bot: Bot, api: LocalBotApi) -> None:
+    """Legacy Markdown renders, texts are trimmed, and commands mid-text get entities."""
+    api.group(GROUP, "Crew")
+    sent = await bot.send_message(GROUP, "  *Due* in 1.5 h - see /help  ", parse_mode="Markdown")
+    assert sent.text == "Due in 1.5 h - see /help"
+    assert [(e.type, e.offset, e.length) for e in sent.entities] == [
+        ("bold", 0, 3),
+        ("bot_command", 19, 5),
+    ]
+    with pytest.raises(BadRequest, match=r"(?i)can't find end"):
+        await bot.send_message(GROUP, "*open", parse_mode="Markdown")
+
+
+async def test_json_get_and_multipart_requests_are_understood(api: LocalBotApi) -> None:
+    """Parameters arrive the same way from a JSON body, a query string or multipart fields."""
+    api.group(GROUP, "Crew")
+    status, body = await raw(api, "sendMessage", json={"chat_id": GROUP, "text": "json"})
+    assert (status, body["result"]["chat"]["id"]) == (200, GROUP)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{api.base_url}{api.token}/getChat", params={"chat_id": str(GROUP)}) as got,
+    ):
+        assert (await got.json())["result"]["title"] == "Crew"
+    form = aiohttp.FormData()
+    form.add_field("chat_id", str(GROUP))
+    form.add_field("photo", b"\xff\xd8\xff raw", filename="site.jpg", content_type="image/jpeg")
+    status, body = await raw(api, "sendPhoto", data=form)
+    assert status == 200
+    assert body["result"]["photo"][-1]["file_size"] == len(b"\xff\xd8\xff raw")
+
+
+async def test_get_chat_for_a_started_user(bot: Bot, api: LocalBotApi) -> None:
+    """getChat answers a ChatFullInfo that PTB parses, for private chats too."""
+    api.user(ALICE, "Alice", "alice")
+    api.start_bot(ALICE)
+    chat = await bot.get_chat(ALICE)
+    assert (chat.type, chat.username, chat.first_name) == ("private", "alice", "Alice")
