@@ -34,7 +34,21 @@ _MAX_BODY = 64 * 1024 * 1024
 
 
 class LocalBotApi(UserSide):
-    """A Telegram Bot API for one bot token, bound to a local port; see bot/sandbox/__init__.py."""
+    """A Telegram Bot API for one bot token, bound to a local port.
+
+    Usage::
+
+        async with LocalBotApi() as api:
+            app = (ApplicationBuilder().token(api.token).base_url(api.base_url)
+                   .base_file_url(api.base_file_url).build())
+            ...                                  # start polling
+            api.start_bot(42)                    # the user side enqueues updates
+            await api.wait_sent(42)              # then inspect what the bot did
+
+    Modules: users (user-side actions), methods (Bot API handlers), world (shared state and
+    rules), formatting (parse_mode), params (request decoding), state (dataclasses, queue).
+    Call everything from the event loop thread that runs the server.
+    """
 
     def __init__(
         self,
