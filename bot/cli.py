@@ -99,16 +99,11 @@ def _run(path: str, verbose: bool) -> int:
 
     from bot.app import build_application
     from bot.clock import SystemClock
+    from bot.logs import configure_logging
 
     config = load_config(path)
     token = config.telegram.token()
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request URL, and the URL holds the token: keep it quiet at every level.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    configure_logging(verbose=verbose, secrets=[token.get_secret_value()])
     app = build_application(config, token=token.get_secret_value(), clock=SystemClock())
     logging.getLogger("sitewalk").info(
         "starting: %d project(s), Bot API %s", len(config.projects), config.telegram.api_base_url

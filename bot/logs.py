@@ -1,0 +1,42 @@
+"""Logging set-up that never lets the bot token reach a log line, at any level."""
+
+from __future__ import annotations
+
+import logging
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces each secret in a record's final message; PTB logs URLs that contain the token."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for secret in self._secrets:
+            redacted = redacted.replace(secret, "<token>")
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            for secret in self._secrets:
+                record.exc_text = record.exc_text.replace(secret, "<token>")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(*, verbose: bool, secrets: list[str]) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request line; at INFO that is one line per long poll.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.INFO)
+    # The token is also a path segment of every URL: redact the whole token and its secret half.
+    parts = [s for token in secrets for s in (token, token.partition(":")[2])]
+    redact = RedactSecrets(parts)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
