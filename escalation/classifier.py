@@ -56,8 +56,10 @@ class LexiconExtension:
 _GAP_ZH = 10
 _GAP_EN = 24
 # Longer messages are not bare acknowledgements, and the ack grammar backtracks.
-_ACK_MAX_CHARS = 48
+_ACK_MAX_CHARS = 80
 _SENTENCE_END = re.compile(r"[。!?;\n]|\.(?:\s|$)")
+# A Chinese question without a question mark ends in a particle: 修了没, 处理了没有.
+_QUESTION_END = re.compile(r"(?:吗|么|呢|了没有?)\W*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +132,17 @@ class Classifier:
             seg_filters = self._segment_filters(seg_hits, norm[start:end])
             for sentence_hits, sentence_text in _sentences(seg_hits, norm, start, end):
                 found, why, urgent = self._evidence(sentence_hits)
-                if not found and not urgent:
+                # 随时 or 有人在下面 alone is not a report ("随时联系我"); 有人晕倒 is.
+                if not found and not any(_named(h) for h in urgent):
                     continue
                 blocked = list(seg_filters)
                 if not urgent:
                     blocked += [
                         f"question:{h.term}" for h in sentence_hits if _has(h, lx.QUESTION)
                     ]
-                    if "?" in sentence_text and not any(r.startswith("question") for r in blocked):
+                    if not any(r.startswith("question") for r in blocked) and (
+                        "?" in sentence_text or _QUESTION_END.search(sentence_text)
+                    ):
                         blocked.append("question:?")
                 else:
                     # An imminent danger outranks a notice or a question mark, not a denial.
@@ -197,6 +202,13 @@ class Classifier:
                     objects.append((h, role))
                 elif role.kind in lx.STATE_ROLES:
                     states.append((h, role.kind))
+        # A guard protects something: a missing cover on a settling pond is a drowning risk,
+        # the same cover over a floor opening a fall risk.
+        protected = [
+            r.category
+            for _, r in objects
+            if r.kind == lx.THING and r.category in self._lex.sources
+        ]
         for obj, role in objects:
             accepts = lx.PAIRS[role.kind]
             for state, state_kind in states:
@@ -207,7 +219,10 @@ class Classifier:
                     continue
                 limit = _GAP_EN if obj.latin or state.latin else _GAP_ZH
                 if gap <= limit:
-                    found.append((role.category, f"object:{obj.term}"))
+                    category = role.category
+                    if role.kind == lx.GUARD and (protected or category == lx.GENERIC):
+                        category = self._best(protected) if protected else category
+                    found.append((category, f"object:{obj.term}"))
                     why += [f"object:{obj.term}", f"{state_kind}:{state.term}"]
                     break
         return found, why, urgent
@@ -216,10 +231,21 @@ class Classifier:
         self, evidence: list[tuple[str, str]], imminent: list[_Hit], hits: list[_Hit]
     ) -> str:
         """The evidence's own category first, then imminence, then any object named nearby."""
+        # An act names its danger more precisely than an object and a state do.
+        acts = [c for c, why in evidence if c != lx.GENERIC and why.startswith("act:")]
+        if acts:
+            return self._best(acts)
         specific = [cat for cat, _ in evidence if cat != lx.GENERIC]
         if specific:
             return self._best(specific)
-        urgent = [r.category for h in imminent for r in h.roles if r.kind == lx.IMMINENCE]
+        urgent = [
+            r.category
+            for h in imminent
+            for r in h.roles
+            if r.kind == lx.IMMINENCE and r.category != lx.GENERIC
+        ]
+        if urgent:
+            return self._best(urgent)
         context = [
             r.category
             for h in hits
@@ -228,9 +254,6 @@ class Classifier:
         ]
         if context:
             return self._best(context)
-        urgent = [c for c in urgent if c != lx.GENERIC]
-        if urgent:
-            return self._best(urgent)
         return self._lex.fallback
 
     def _best(self, categories: list[str]) -> str:
@@ -250,6 +273,11 @@ class Classifier:
             return None
         reasons = tuple(_dedupe(f"ack:{term}" for term in core))
         return Classification(text, Kind.ACK, None, Severity.NORMAL, reasons)
+
+
+def _named(hit: _Hit) -> bool:
+    """Whether an imminence word names its danger (晕倒, 着火了) rather than only its urgency."""
+    return any(r.kind == lx.IMMINENCE and r.category != lx.GENERIC for r in hit.roles)
 
 
 def _has(hit: _Hit, kind: str) -> bool:

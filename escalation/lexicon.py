@@ -17,10 +17,12 @@ GUARD = "guard"
 PPE = "ppe"
 PROCEDURE = "procedure"
 ZONE = "zone"
+FUEL = "fuel"
 CONTEXT = "context"
 FAILURE = "failure"
 ABSENCE = "absence"
 PRESENCE = "presence"
+IGNITION = "ignition"
 ACT = "act"
 HAZARD_WORD = "hazard_word"
 IMMINENCE = "imminence"
@@ -37,9 +39,10 @@ PAIRS: Mapping[str, frozenset[str]] = {
     PPE: frozenset({ABSENCE}),
     PROCEDURE: frozenset({ABSENCE}),
     ZONE: frozenset({PRESENCE}),
+    FUEL: frozenset({IGNITION}),
 }
 OBJECT_ROLES = frozenset(PAIRS) | {CONTEXT}
-STATE_ROLES = frozenset({FAILURE, ABSENCE, PRESENCE})
+STATE_ROLES = frozenset({FAILURE, ABSENCE, PRESENCE, IGNITION})
 GENERIC = "generic"
 
 _OBJECT_TABLES = {
@@ -48,6 +51,7 @@ _OBJECT_TABLES = {
     "ppe": PPE,
     "procedures": PROCEDURE,
     "zones": ZONE,
+    "fuels": FUEL,
     "context": CONTEXT,
 }
 _FILTER_KEYS = {
@@ -88,6 +92,7 @@ class Lexicon:
     ack_core: re.Pattern[str]
     priority: tuple[str, ...]
     fallback: str
+    sources: frozenset[str]
 
 
 def _trie_pattern(terms: Iterable[str]) -> str:
@@ -157,7 +162,7 @@ def build(
     for table, kind in _OBJECT_TABLES.items():
         for category, terms in data["objects"][table].items():
             _add(roles, terms, Role(kind, category))
-    for kind in (FAILURE, ABSENCE, PRESENCE):
+    for kind in (FAILURE, ABSENCE, PRESENCE, IGNITION):
         _add(roles, data["states"][kind], Role(kind, GENERIC))
     acts = dict(data["acts"])
     _add(roles, acts.pop("hazard_words", ()), Role(HAZARD_WORD, GENERIC))
@@ -183,6 +188,7 @@ def build(
         ack_core=re.compile(_alternation(t for t in core if t)),
         priority=tuple(data["categories"]["priority"]),
         fallback=str(data["categories"]["fallback"]),
+        sources=frozenset(data["categories"]["sources"]),
     )
 
 
