@@ -20,8 +20,10 @@ from telegram.ext import (
 from bot import handlers
 from bot.config import Config
 from bot.engine import EscalationEngine
+from bot.escalator import Escalator
 from bot.outbox import OutboxDispatcher
 from bot.service import HazardService
+from bot.texts import Texts
 from escalation.classifier import Classifier, LexiconExtension
 from escalation.clock import Clock
 from storage.db import create_engine, migrate, session_factory
@@ -40,6 +42,7 @@ class Runtime:
     uow: UnitOfWorkFactory
     classifier: Classifier
     service: HazardService
+    escalator: Escalator
     dispatcher: OutboxDispatcher
     engine: EscalationEngine
     owns_db: bool = False
@@ -56,7 +59,7 @@ class Runtime:
         if self.started:
             return
         await migrate(self.db)
-        self.service.bot_username = app.bot.username
+        self.escalator.bot_username = app.bot.username
         self.dispatcher.start(self.dispatcher_idle)
         assert app.job_queue is not None
         self.engine.start(app.job_queue)
@@ -102,9 +105,11 @@ def build_application(
     classifier = Classifier(
         LexiconExtension(tuple(lex.extra_hazard), tuple(lex.extra_ack), tuple(lex.extra_not_hazard))
     )
-    service = HazardService(config, uow, clock)
+    texts = Texts(config.defaults.language, config.defaults.timezone)
+    escalator = Escalator(config, uow, clock, texts)
+    service = HazardService(config, uow, clock, escalator)
     dispatcher = OutboxDispatcher(uow, app.bot, clock)
-    engine = EscalationEngine(service, dispatcher, clock, sweep_every=sweep_every)
+    engine = EscalationEngine(escalator, dispatcher, clock, sweep_every=sweep_every)
     app.bot_data["runtime"] = Runtime(
         config,
         clock,
@@ -112,6 +117,7 @@ def build_application(
         uow,
         classifier,
         service,
+        escalator,
         dispatcher,
         engine,
         owns_db=owns_db,

@@ -8,8 +8,8 @@ from typing import Any
 
 from telegram.ext import ContextTypes, Job, JobQueue
 
+from bot.escalator import Escalator
 from bot.outbox import OutboxDispatcher
-from bot.service import HazardService
 from escalation.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class EscalationEngine:
 
     def __init__(
         self,
-        service: HazardService,
+        service: Escalator,
         dispatcher: OutboxDispatcher,
         clock: Clock,
         *,

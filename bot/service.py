@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from bot.config import Config, ProjectConfig
-from bot.texts import Texts
-from escalation.chain import Member
+from bot.config import Config
+from bot.escalator import Escalator
+from bot.outbox_rows import enqueue_message, enqueue_reaction
 from escalation.classifier import Classification, Severity
 from escalation.clock import Clock
 from escalation.evidence import EvidenceInput, EvidenceKind, Site, judge_evidence
 from escalation.hazard import (
     ACTIVE_STATES,
-    CallLevel,
-    Decision,
     HazardState,
     Policy,
     SiteEvidence,
-    Tick,
     decide,
     open_hazard,
 )
-from storage.models import EvidenceRow, HazardRow, OutboxRow, OutboxStatus
+from storage.models import EvidenceRow, HazardRow
 from storage.repositories import policy_to_json, to_domain
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -78,13 +72,13 @@ class HazardService:
     """One method per thing that can happen; each is one transaction, outbox included."""
 
     def __init__(
-        self, config: Config, uow: UnitOfWorkFactory, clock: Clock, *, bot_username: str = ""
+        self, config: Config, uow: UnitOfWorkFactory, clock: Clock, escalator: Escalator
     ) -> None:
         self.config = config
         self._uow = uow
         self._clock = clock
-        self.bot_username = bot_username
-        self.texts = Texts(config.defaults.language, config.defaults.timezone)
+        self.escalator = escalator
+        self.texts = escalator.texts
 
     # ---- reports -----------------------------------------------------------------------------
 
@@ -147,7 +141,7 @@ class HazardService:
                 severity=str(classification.severity),
             )
             level1 = chain.level(1)
-            labels = await self._labels(uow, level1.members)
+            labels = await self.escalator.labels(uow, level1.members)
             assert hazard.deadline is not None
             card = self.texts.card(
                 number=number,
@@ -158,7 +152,7 @@ class HazardService:
                 people=labels,
                 deadline=hazard.deadline,
             )
-            self._enqueue(
+            enqueue_message(
                 uow,
                 row,
                 "card",
@@ -170,7 +164,7 @@ class HazardService:
             )
             for call in decision.calls:
                 if call.dm:
-                    await self._enqueue_call(uow, row, project_cfg, call, now)
+                    await self.escalator.enqueue_call(uow, row, project_cfg, call, now)
             await uow.commit()
             return number
 
@@ -199,7 +193,7 @@ class HazardService:
                 row.ack_reminded = True
                 left = (row.deadline - now) if row.deadline else now - now
                 text = self.texts.ack_reminder(number=row.number, left=left)
-                self._enqueue(
+                enqueue_message(
                     uow,
                     row,
                     "ack_reminder",
@@ -211,17 +205,14 @@ class HazardService:
                 )
                 outcome = AckOutcome.REMINDED
             else:
-                uow.outbox.add(
-                    self._row(
-                        row,
-                        "ack_reaction",
-                        "setMessageReaction",
-                        msg.chat_id,
-                        None,
-                        now,
-                        key=f"{row.id}:react:{msg.message_id}",
-                        payload={"message_id": msg.message_id, "emoji": SEEN_EMOJI},
-                    )
+                enqueue_reaction(
+                    uow,
+                    row,
+                    msg.chat_id,
+                    msg.message_id,
+                    SEEN_EMOJI,
+                    now,
+                    key=f"{row.id}:react:{msg.message_id}",
                 )
                 outcome = AckOutcome.REACTED
             await uow.commit()
@@ -284,7 +275,7 @@ class HazardService:
                     message_id=msg.message_id,
                     distance_m=verdict.distance_m,
                 )
-                self._enqueue(
+                enqueue_message(
                     uow,
                     row,
                     "refusal",
@@ -324,7 +315,7 @@ class HazardService:
             if self.texts.language == "en":
                 how = "photo" if evidence.kind is EvidenceKind.PHOTO else "location"
             text = self.texts.on_site(number=row.number, who=msg.sender.name, how=how)
-            self._enqueue(
+            enqueue_message(
                 uow,
                 row,
                 "on_site",
@@ -360,149 +351,6 @@ class HazardService:
             await uow.commit()
         return self.texts.started(name=sender.name)
 
-    # ---- escalation --------------------------------------------------------------------------
-
-    async def sweep(self, limit: int = 200) -> int:
-        """Apply every passed deadline; returns how many hazards were escalated or reminded."""
-        now = self._clock.now()
-        done = 0
-        async with self._uow() as uow:
-            for row in await uow.hazards.list_due(now, limit):
-                try:
-                    decision = decide(to_domain(row), Tick(), now)
-                except Exception:  # one bad hazard never blocks the others
-                    log.exception("hazard %s could not be decided; skipped", row.id)
-                    continue
-                if decision.changed and await self._apply(uow, row, decision, now):
-                    done += 1
-            await uow.commit()
-        return done
-
-    async def _apply(
-        self, uow: UnitOfWork, row: HazardRow, decision: Decision, now: datetime
-    ) -> bool:
-        if not await uow.hazards.apply(row, decision.hazard):
-            return False  # a stale or duplicate wake-up: someone applied this step already
-        project_cfg = self.config.project_for_chat(row.chat_id)
-        for entry in decision.log:
-            uow.events.append(row.id, "escalated" if "level" in entry else entry, now, note=entry)
-        for call in decision.calls:
-            await self._enqueue_call(uow, row, project_cfg, call, now)
-        return True
-
-    async def next_deadline(self) -> datetime | None:
-        async with self._uow() as uow:
-            return await uow.hazards.next_deadline()
-
-    # ---- rendering into the outbox -----------------------------------------------------------
-
-    async def _enqueue_call(
-        self,
-        uow: UnitOfWork,
-        row: HazardRow,
-        project_cfg: ProjectConfig | None,
-        call: CallLevel,
-        now: datetime,
-    ) -> None:
-        hazard = to_domain(row)
-        level = hazard.chain.level(call.level)
-        project_name = project_cfg.name if project_cfg else str(row.chat_id)
-        acked = await self._acked(uow, row.id)
-        ids = [m.user_id for m in level.members if m.user_id is not None]
-        people = await uow.people.get_many(ids)
-        for member in level.members:
-            if member.user_id is None:
-                uow.events.append(row.id, "unresolved_member", now, username=member.username)
-                continue
-            if call.overdue_since is None:
-                assert hazard.deadline is not None
-                text = self.texts.dm_critical(
-                    number=row.number,
-                    project=project_name,
-                    role=level.role,
-                    text=row.text,
-                    deadline=hazard.deadline,
-                )
-            elif call.repeat is not None:
-                text = self.texts.dm_repeat(
-                    number=row.number,
-                    project=project_name,
-                    text=row.text,
-                    overdue=call.overdue_since,
-                    k=call.repeat,
-                    of=hazard.policy.max_repeats,
-                    acked=acked,
-                )
-            else:
-                told = await self._labels(uow, list(hazard.chain.members_up_to(call.level - 1)))
-                text = self.texts.dm_escalation(
-                    number=row.number,
-                    project=project_name,
-                    role=level.role,
-                    text=row.text,
-                    reporter=row.reporter_name,
-                    opened=row.opened_at,
-                    overdue=call.overdue_since,
-                    skipped=call.skipped,
-                    told=told,
-                    acked=acked,
-                )
-            self._enqueue(
-                uow,
-                row,
-                "dm",
-                member.user_id,
-                text,
-                now,
-                key=f"{row.id}:v{row.version}:dm:{member.user_id}",
-                recipient=member.user_id,
-            )
-        if call.overdue_since is None:
-            return  # the card already told the group about level 1
-        if call.repeat is not None:
-            notice = self.texts.group_repeat(
-                number=row.number, role=level.role, k=call.repeat, of=hazard.policy.max_repeats
-            )
-        else:
-            unreachable = [
-                await self._label(uow, m)
-                for m in level.members
-                if m.user_id is None or not (people.get(m.user_id) and people[m.user_id].started)
-            ]
-            notice = self.texts.group_escalated(
-                number=row.number,
-                level=call.level,
-                role=level.role,
-                people=await self._labels(uow, level.members),
-                unreachable=unreachable,
-                start_link=self.start_link(row.chat_id),
-            )
-        self._enqueue(
-            uow, row, "notice", row.chat_id, notice, now, key=f"{row.id}:v{row.version}:notice"
-        )
-
-    def start_link(self, chat_id: int) -> str:
-        return f"https://t.me/{self.bot_username or 'sitewalk_bot'}?start=p{abs(chat_id)}"
-
-    async def _acked(self, uow: UnitOfWork, hazard_id: int) -> list[str]:
-        """Who only typed 收到, with the time, for the DMs and the timeline."""
-        return [
-            f"{e.actor_name or e.actor_id} {self.texts.clock(e.at)}"
-            for e in await uow.events.of_kind(hazard_id, "acknowledged")
-        ]
-
-    async def _labels(self, uow: UnitOfWork, members: Sequence[Member]) -> list[str]:
-        return [await self._label(uow, m) for m in members]
-
-    async def _label(self, uow: UnitOfWork, member: Member) -> str:
-        if member.name:
-            return member.name
-        if member.user_id is not None:
-            person = (await uow.people.get_many([member.user_id])).get(member.user_id)
-            if person is not None and person.name:
-                return person.name
-        return member.label()
-
     def _policy(self) -> Policy:
         d = self.config.defaults
         return Policy(
@@ -510,61 +358,4 @@ class HazardService:
             repeat_every=d.repeat_every,
             max_repeats=d.max_repeats,
             rectify_within=d.rectify_within,
-        )
-
-    def _enqueue(
-        self,
-        uow: UnitOfWork,
-        row: HazardRow,
-        purpose: str,
-        chat_id: int,
-        text: str,
-        now: datetime,
-        *,
-        key: str,
-        reply_to: int | None = None,
-        recipient: int | None = None,
-    ) -> None:
-        uow.outbox.add(
-            self._row(
-                row,
-                purpose,
-                "sendMessage",
-                chat_id,
-                text,
-                now,
-                key=key,
-                reply_to=reply_to,
-                recipient=recipient,
-            )
-        )
-
-    @staticmethod
-    def _row(
-        row: HazardRow,
-        purpose: str,
-        method: str,
-        chat_id: int,
-        text: str | None,
-        now: datetime,
-        *,
-        key: str,
-        reply_to: int | None = None,
-        recipient: int | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> OutboxRow:
-        return OutboxRow(
-            hazard_id=row.id,
-            purpose=purpose,
-            method=method,
-            chat_id=chat_id,
-            recipient_id=recipient,
-            text=text,
-            reply_to_message_id=reply_to,
-            payload=payload or {},
-            dedupe_key=key,
-            status=OutboxStatus.PENDING,
-            attempts=0,
-            not_before=now,
-            created_at=now,
         )
