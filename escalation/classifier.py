@@ -54,7 +54,7 @@ class LexiconExtension:
 # How far apart (in characters between the two terms) an object and its state may be.
 # Chinese packs a clause into a few characters; English spends more on articles and spaces.
 _GAP_ZH = 10
-_GAP_EN = 24
+_GAP_EN = 32
 # Longer messages are not bare acknowledgements, and the ack grammar backtracks.
 _ACK_MAX_CHARS = 80
 _SENTENCE_END = re.compile(r"[。!?;\n]|\.(?:\s|$)")
@@ -105,11 +105,20 @@ class Classifier:
         return Classification(text, Kind.OTHER, None, Severity.NORMAL, ())
 
     def _scan(self, norm: str) -> list[_Hit]:
+        """Every lexicon term and pattern in the text, in order of position."""
         roles = self._lex.roles
-        return [
+        hits = [
             _Hit(m.start(), m.end(), m.group(), roles[m.group()], m.group().isascii())
             for m in self._lex.scanner.finditer(norm)
         ]
+        pattern_roles = self._lex.pattern_roles
+        extra = [
+            _Hit(m.start(), m.end(), m.group(), (pattern_roles[str(m.lastgroup)],), False)
+            for m in self._lex.patterns.finditer(norm)
+        ]
+        if extra:
+            hits = sorted(hits + extra, key=lambda h: h.start)
+        return hits
 
     def _hazard(self, text: str, norm: str, hits: list[_Hit]) -> Classification | None:
         """A hazard when some clause holds evidence that no filter in its segment cancels.

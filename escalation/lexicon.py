@@ -87,6 +87,8 @@ class Lexicon:
 
     roles: Mapping[str, tuple[Role, ...]]
     scanner: re.Pattern[str]
+    patterns: re.Pattern[str]
+    pattern_roles: Mapping[str, Role]
     stats: re.Pattern[str]
     ack_full: re.Pattern[str]
     ack_core: re.Pattern[str]
@@ -176,6 +178,18 @@ def build(
         _add(roles, filters[key], Role(kind, GENERIC))
     _add(roles, extra_not_hazard, Role(NOT_HAZARD, GENERIC))
 
+    # One regex for every pattern; the name of the group that matched says its role.
+    pattern_roles: dict[str, Role] = {}
+    alternatives: list[str] = []
+    table = data["patterns"]
+    sources = [(FAILURE, GENERIC, table["failure"]), (PRESENCE, GENERIC, table["presence"])]
+    sources += [(ACT, category, terms) for category, terms in table["acts"].items()]
+    for kind, category, regexes in sources:
+        for regex in regexes:
+            name = f"p{len(alternatives)}"
+            pattern_roles[name] = Role(kind, category)
+            alternatives.append(f"(?P<{name}>{regex})")
+
     ack = data["ack"]
     core = [normalise(t) for t in (*ack["core"], *extra_ack)]
     vocabulary = [*core, *(normalise(t) for t in ack["filler"])]
@@ -183,6 +197,8 @@ def build(
     return Lexicon(
         roles={term: tuple(rs) for term, rs in roles.items()},
         scanner=re.compile(_alternation(roles)),
+        patterns=re.compile("|".join(alternatives) or "(?!)"),
+        pattern_roles=pattern_roles,
         stats=re.compile("|".join(f"(?:{p})" for p in filters["stats_patterns"])),
         ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
         ack_core=re.compile(_alternation(t for t in core if t)),
