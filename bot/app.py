@@ -108,7 +108,7 @@ def build_application(
     texts = Texts(config.defaults.language, config.defaults.timezone)
     escalator = Escalator(config, uow, clock, texts)
     service = HazardService(config, uow, clock, escalator)
-    dispatcher = OutboxDispatcher(uow, app.bot, clock)
+    dispatcher = OutboxDispatcher(uow, app.bot, clock, on_unreachable=escalator.dm_refused)
     engine = EscalationEngine(escalator, dispatcher, clock, sweep_every=sweep_every)
     app.bot_data["runtime"] = Runtime(
         config,

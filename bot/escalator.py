@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.config import Config, ProjectConfig
 from bot.outbox_rows import enqueue_message
 from bot.texts import Texts
 from escalation.chain import Member
 from escalation.clock import Clock
-from escalation.hazard import CallLevel, Decision, Tick, decide
-from storage.models import HazardRow
+from escalation.hazard import CallLevel, Tick, decide
+from storage.models import HazardRow, OutboxRow
 from storage.repositories import to_domain
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+# How long a hazard whose step raised waits before the sweep tries it again.
+POISON_DELAY = timedelta(minutes=1)
 
 
 class Escalator:
@@ -40,30 +43,54 @@ class Escalator:
     # ---- escalation --------------------------------------------------------------------------
 
     async def sweep(self, limit: int = 200) -> int:
-        """Apply every passed deadline; returns how many hazards were escalated or reminded."""
-        now = self._clock.now()
-        done = 0
-        async with self._uow() as uow:
-            for row in await uow.hazards.list_due(now, limit):
-                try:
-                    decision = decide(to_domain(row), Tick(), now)
-                except Exception:  # one bad hazard never blocks the others
-                    log.exception("hazard %s could not be decided; skipped", row.id)
-                    continue
-                if decision.changed and await self._apply(uow, row, decision, now):
-                    done += 1
-            await uow.commit()
-        return done
+        """Apply every passed deadline; returns how many rows were taken (escalated or not).
 
-    async def _apply(
-        self, uow: UnitOfWork, row: HazardRow, decision: Decision, now: datetime
-    ) -> bool:
+        Each hazard gets its own savepoint: one that fails is rolled back alone, postponed by
+        POISON_DELAY and logged, so it can never block the others or spin the sweep.
+        """
+        now = self._clock.now()
+        taken = 0
+        async with self._uow() as uow:
+            rows = await uow.hazards.list_due(now, limit)
+            for row in rows:
+                taken += 1
+                try:
+                    async with uow.savepoint():
+                        await self._step(uow, row, now)
+                except Exception as exc:
+                    log.exception("hazard %s could not be escalated; postponed", row.id)
+                    async with uow.savepoint():
+                        await uow.hazards.postpone(row.id, now + POISON_DELAY)
+                        uow.events.append(row.id, "engine_error", now, error=type(exc).__name__)
+            await uow.commit()
+        return taken
+
+    async def _step(self, uow: UnitOfWork, row: HazardRow, now: datetime) -> bool:
+        decision = decide(to_domain(row), Tick(), now)
+        if not decision.calls:
+            return False
         if not await uow.hazards.apply(row, decision.hazard):
             return False  # a stale or duplicate wake-up: someone applied this step already
         project_cfg = self.config.project_for_chat(row.chat_id)
-        for entry in decision.log:
-            uow.events.append(row.id, "escalated" if "level" in entry else entry, now, note=entry)
         for call in decision.calls:
+            if call.repeat is not None:
+                uow.events.append(
+                    row.id,
+                    "reminded",
+                    now,
+                    level=call.level,
+                    repeat=call.repeat,
+                    of=decision.hazard.policy.max_repeats,
+                )
+            else:
+                uow.events.append(
+                    row.id,
+                    "escalated",
+                    now,
+                    level=call.level,
+                    skipped=list(call.skipped),
+                    overdue_since=call.overdue_since.isoformat() if call.overdue_since else None,
+                )
             await self.enqueue_call(uow, row, project_cfg, call, now)
         return True
 
@@ -140,7 +167,7 @@ class Escalator:
             )
         else:
             unreachable = [
-                await self._label(uow, m)
+                await self.label(uow, m)
                 for m in level.members
                 if m.user_id is None or not (people.get(m.user_id) and people[m.user_id].started)
             ]
@@ -156,6 +183,25 @@ class Escalator:
             uow, row, "notice", row.chat_id, notice, now, key=f"{row.id}:v{row.version}:notice"
         )
 
+    async def dm_refused(self, uow: UnitOfWork, dm: OutboxRow) -> None:
+        """A supervisor we could DM before now refuses (blocked the bot): tell the group, once."""
+        if dm.purpose != "dm" or dm.hazard_id is None or dm.recipient_id is None:
+            return
+        row = await uow.hazards.get(dm.hazard_id)
+        if row is None:
+            return
+        label = await self.label(uow, Member(dm.recipient_id))
+        text = self.texts.group_unreachable(people=[label], start_link=self.start_link(row.chat_id))
+        enqueue_message(
+            uow,
+            row,
+            "unreachable",
+            row.chat_id,
+            text,
+            self._clock.now(),
+            key=f"{row.id}:unreachable:{dm.recipient_id}",
+        )
+
     def start_link(self, chat_id: int) -> str:
         return f"https://t.me/{self.bot_username or 'sitewalk_bot'}?start=p{abs(chat_id)}"
 
@@ -167,9 +213,9 @@ class Escalator:
         ]
 
     async def labels(self, uow: UnitOfWork, members: Sequence[Member]) -> list[str]:
-        return [await self._label(uow, m) for m in members]
+        return [await self.label(uow, m) for m in members]
 
-    async def _label(self, uow: UnitOfWork, member: Member) -> str:
+    async def label(self, uow: UnitOfWork, member: Member) -> str:
         if member.name:
             return member.name
         if member.user_id is not None:

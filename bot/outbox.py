@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,9 +14,13 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from escalation.clock import Clock
 from storage.models import OutboxRow, OutboxStatus
-from storage.uow import UnitOfWorkFactory
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+RATE_LIMIT_CAP = 20
+
+UnreachableHook = Callable[[UnitOfWork, OutboxRow], Awaitable[None]]
 
 
 class OutboxDispatcher:
@@ -31,11 +36,13 @@ class OutboxDispatcher:
         bot: Bot,
         clock: Clock,
         *,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta = timedelta(seconds=15),
         batch: int = 20,
         max_attempts: int = 5,
         backoff: timedelta = timedelta(seconds=2),
+        on_unreachable: UnreachableHook | None = None,
     ) -> None:
+        self._on_unreachable = on_unreachable
         self._uow = uow
         self._bot = bot
         self._clock = clock
@@ -95,15 +102,24 @@ class OutboxDispatcher:
         except RetryAfter as exc:
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            # Telegram asked us to wait: not the message's fault, so it gets a larger allowance.
             await self._retry(
-                row, f"429 retry after {seconds:g}s", timedelta(seconds=seconds), count=False
+                row,
+                f"429 retry after {seconds:g}s",
+                timedelta(seconds=seconds),
+                limit=RATE_LIMIT_CAP,
             )
         except ChatMigrated as exc:
             await self._migrated(row, exc.new_chat_id)
         except BadRequest as exc:
             await self._failed(row, f"400 {exc.message}")
         except NetworkError as exc:  # 5xx and timeouts: bounded retries with backoff
-            await self._retry(row, f"network: {exc.message}", self._backoff * 2**row.attempts)
+            await self._retry(
+                row,
+                f"network: {exc.message}",
+                self._backoff * 2**row.attempts,
+                limit=self._max_attempts,
+            )
         except Exception as exc:  # anything else is logged, never fatal to the dispatcher
             log.exception("outbox row %s failed unexpectedly", row.id)
             await self._failed(row, f"unexpected: {type(exc).__name__}")
@@ -159,7 +175,11 @@ class OutboxDispatcher:
             current.claimed_until = None
             current.attempts += 1
             if current.recipient_id is not None:
-                await uow.people.mark_unreachable(current.recipient_id, reason)
+                surprise = await uow.people.mark_unreachable(current.recipient_id, reason)
+                # The group notice already named those never started; one who blocked the bot
+                # since is news, and the group hears it once.
+                if surprise and self._on_unreachable is not None:
+                    await self._on_unreachable(uow, current)
             if current.hazard_id is not None:
                 uow.events.append(
                     current.hazard_id,
@@ -171,18 +191,15 @@ class OutboxDispatcher:
                 )
             await uow.commit()
 
-    async def _retry(
-        self, row: OutboxRow, error: str, wait: timedelta, *, count: bool = True
-    ) -> None:
+    async def _retry(self, row: OutboxRow, error: str, wait: timedelta, *, limit: int) -> None:
         async with self._uow() as uow:
             current = await uow.outbox.get(row.id)
             if current is None:
                 return
             current.last_error = error
             current.claimed_until = None
-            if count:
-                current.attempts += 1
-            if current.attempts >= self._max_attempts:
+            current.attempts += 1
+            if current.attempts >= limit:
                 current.status = OutboxStatus.FAILED
                 if current.hazard_id is not None:
                     uow.events.append(

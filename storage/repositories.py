@@ -123,13 +123,16 @@ class PersonRepository:
         person.started = True
         person.unreachable_reason = None
 
-    async def mark_unreachable(self, user_id: int, reason: str) -> None:
+    async def mark_unreachable(self, user_id: int, reason: str) -> bool:
+        """Record a refused DM; True when we had believed the person reachable until now."""
         person = await self._s.get(Person, user_id)
         if person is None:
             person = Person(user_id=user_id, started=False)
             self._s.add(person)
+        was_reachable = bool(person.started)
         person.started = False
         person.unreachable_reason = reason
+        return was_reachable
 
     async def get_many(self, user_ids: Iterable[int]) -> dict[int, Person]:
         ids = list(set(user_ids))
@@ -226,6 +229,15 @@ class HazardRepository:
             return False
         await self._s.refresh(row)
         return True
+
+    async def postpone(self, hazard_id: int, until: datetime) -> None:
+        """Move a deadline that cannot be processed now; the version bump voids older wake-ups."""
+        await self._s.execute(
+            update(HazardRow)
+            .where(HazardRow.id == hazard_id)
+            .values(deadline=until, version=HazardRow.version + 1)
+            .execution_options(synchronize_session=False)
+        )
 
     async def count_by_state(self) -> dict[HazardState, int]:
         rows = await self._s.execute(
