@@ -220,6 +220,10 @@ class Texts:
             deadline=self.clock(deadline),
         )
 
+    def group_unreachable(self, *, people: Sequence[str], start_link: str) -> str:
+        """A DM was refused by someone we could reach before (they blocked the bot)."""
+        return self._t("unreachable", people=self.people(people), link=start_link).strip()
+
     def group_escalated(
         self,
         *,
