@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from escalation import lexicon as lx
 
@@ -60,14 +61,18 @@ _ACK_MAX_CHARS = 80
 _SENTENCE_END = re.compile(r"[。!?;\n]|\.(?:\s|$)")
 # A Chinese question without a question mark ends in a particle: 修了没, 处理了没有.
 _QUESTION_END = re.compile(r"(?:吗|么|呢|了没有?)\W*$")
+# Filters that deny or close a hazard; unlike a notice or a question they outrank imminence.
+_DENIALS = ("negation:", "resolution:", "stats:")
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
+class _Hit(NamedTuple):
+    """A term or pattern found in the text. A tuple, because a message makes several."""
+
     start: int
     end: int
     term: str
     roles: tuple[lx.Role, ...]
+    kinds: frozenset[str]
     latin: bool
 
 
@@ -97,39 +102,39 @@ class Classifier:
         hazard = self._hazard(text, norm, hits)
         if hazard is not None and hazard.kind is Kind.HAZARD:
             return hazard
-        ack = self._ack(text)
+        ack = self._ack(text, norm)
         if ack is not None:
             return ack
         if hazard is not None:
             return hazard
-        return Classification(text, Kind.OTHER, None, Severity.NORMAL, ())
+        return Classification(text, Kind.OTHER, None, Severity.NORMAL, ("rule:no_evidence",))
 
     def _scan(self, norm: str) -> list[_Hit]:
         """Every lexicon term and pattern in the text, in order of position."""
-        roles = self._lex.roles
+        roles, kinds = self._lex.roles, self._lex.kinds
         hits = [
-            _Hit(m.start(), m.end(), m.group(), roles[m.group()], m.group().isascii())
-            for m in self._lex.scanner.finditer(norm)
+            _Hit(start, end, term, roles[term], kinds[term], term.isascii())
+            for start, end, term in self._lex.terms(norm)
         ]
-        pattern_roles = self._lex.pattern_roles
-        extra = [
-            _Hit(m.start(), m.end(), m.group(), (pattern_roles[str(m.lastgroup)],), False)
-            for m in self._lex.patterns.finditer(norm)
-        ]
+        extra = []
+        for m in self._lex.patterns.finditer(norm):
+            role = self._lex.pattern_roles[str(m.lastgroup)]
+            extra.append(
+                _Hit(m.start(), m.end(), m.group(), (role,), frozenset((role.kind,)), False)
+            )
         if extra:
             hits = sorted(hits + extra, key=lambda h: h.start)
         return hits
 
     def _hazard(self, text: str, norm: str, hits: list[_Hit]) -> Classification | None:
-        """A hazard when some clause holds evidence that no filter in its segment cancels.
+        """A hazard when some sentence holds evidence that no filter in its segment cancels.
 
-        Returns an OTHER classification with the filters that fired when evidence was
-        cancelled, and None when there was nothing to say.
+        Returns OTHER, with the filters that fired, when all evidence was cancelled; and None
+        when there was no evidence at all.
         """
         if not hits:
             return None
-        kinds = {role.kind for hit in hits for role in hit.roles}
-        if lx.NOT_HAZARD in kinds:
+        if any(_has(h, lx.NOT_HAZARD) for h in hits):
             denied = tuple(f"not_hazard:{h.term}" for h in hits if _has(h, lx.NOT_HAZARD))
             return Classification(text, Kind.OTHER, None, Severity.NORMAL, denied)
 
@@ -137,41 +142,43 @@ class Classifier:
         reasons: list[str] = []
         imminent: list[_Hit] = []
         cancelled: list[str] = []
+        filters: list[str] = []
+        first_evidence: int | None = None
         for seg_hits, start, end in _split(hits, norm):
             seg_filters = self._segment_filters(seg_hits, norm[start:end])
+            filters += seg_filters
+            denials = [r for r in seg_filters if r.startswith(_DENIALS)]
             for sentence_hits, sentence_text in _sentences(seg_hits, norm, start, end):
                 found, why, urgent = self._evidence(sentence_hits)
+                if urgent and not denials:
+                    # Urgency counts for the whole message: "有人在下面！吊的钢管没捆牢".
+                    imminent += urgent
                 # 随时 or 有人在下面 alone is not a report ("随时联系我"); 有人晕倒 is.
                 if not found and not any(_named(h) for h in urgent):
                     continue
-                blocked = list(seg_filters)
-                if not urgent:
-                    blocked += [
-                        f"question:{h.term}" for h in sentence_hits if _has(h, lx.QUESTION)
-                    ]
-                    if not any(r.startswith("question") for r in blocked) and (
-                        "?" in sentence_text or _QUESTION_END.search(sentence_text)
-                    ):
-                        blocked.append("question:?")
+                # An imminent danger outranks a notice or a question mark, not a denial.
+                if urgent:
+                    blocked = denials
                 else:
-                    # An imminent danger outranks a notice or a question mark, not a denial.
-                    blocked = [
-                        r for r in blocked if r.startswith(("negation", "resolution", "stats"))
-                    ]
+                    blocked = seg_filters + _question(sentence_hits, sentence_text)
                 if blocked:
                     cancelled += why + blocked
                     continue
-                evidence += found
+                evidence += found or [(lx.GENERIC, "imminence")]
                 reasons += why
-                imminent += urgent
-        if not evidence and not imminent:
-            if cancelled:
-                return Classification(text, Kind.OTHER, None, Severity.NORMAL, tuple(cancelled))
+                if first_evidence is None:
+                    first_evidence = sentence_hits[0].start
+        if not evidence:
+            if cancelled or filters:
+                why_not = (*_dedupe(cancelled + filters), "rule:no_evidence")
+                return Classification(text, Kind.OTHER, None, Severity.NORMAL, why_not)
             return None
 
         category = self._category(evidence, imminent, hits)
         severity = Severity.CRITICAL if imminent else Severity.NORMAL
         reasons += [f"imminence:{h.term}" for h in imminent]
+        if first_evidence and self._is_ack(_before_connective(hits, norm, first_evidence)):
+            reasons.append("rule:ack_with_new_hazard")
         reasons.append(f"category:{category}")
         return Classification(text, Kind.HAZARD, category, severity, tuple(_dedupe(reasons)))
 
@@ -268,20 +275,44 @@ class Classifier:
     def _best(self, categories: list[str]) -> str:
         return min(categories, key=lambda c: self._rank.get(c, len(self._rank)))
 
-    def _ack(self, text: str) -> Classification | None:
+    def _ack(self, text: str, norm: str) -> Classification | None:
         """An ack when the whole message, names and emoji aside, is acknowledgement words."""
-        if "?" in text or "？" in text:
-            return None
-        form = lx.ack_form(text)
-        if not form or len(form) > _ACK_MAX_CHARS:
-            return None
-        if not self._lex.ack_full.fullmatch(form):
-            return None
-        core = [m.group() for m in self._lex.ack_core.finditer(form)]
+        core = self._ack_terms(norm)
         if not core:
             return None
-        reasons = tuple(_dedupe(f"ack:{term}" for term in core))
+        reasons = (*_dedupe(f"ack:{term}" for term in core), "rule:whole_message_ack")
         return Classification(text, Kind.ACK, None, Severity.NORMAL, reasons)
+
+    def _is_ack(self, norm: str) -> bool:
+        return bool(self._ack_terms(norm))
+
+    def _ack_terms(self, norm: str) -> list[str]:
+        """The core ack terms when the normalised text is acknowledgement words only."""
+        # A question is not an acknowledgement; a long message is not a bare one.
+        if "?" in norm or len(norm) > 2 * _ACK_MAX_CHARS:
+            return []
+        form = lx.ack_form(norm)
+        if not form or len(form) > _ACK_MAX_CHARS or not self._lex.ack_full.fullmatch(form):
+            return []
+        return [m.group() for m in self._lex.ack_core.finditer(form)]
+
+
+def _before_connective(hits: list[_Hit], norm: str, position: int) -> str:
+    """The text before `position`, without a connective that ends it ("收到，另外" → "收到，")."""
+    before = [h for h in hits if h.end <= position]
+    if before and _has(before[-1], lx.CONNECTIVE):
+        return norm[: before[-1].start]
+    return norm[:position]
+
+
+def _question(hits: list[_Hit], sentence: str) -> list[str]:
+    """Why a sentence asks rather than reports: a question word, a "?", a final particle."""
+    words = [f"question:{h.term}" for h in hits if _has(h, lx.QUESTION)]
+    if words:
+        return words
+    if "?" in sentence or _QUESTION_END.search(sentence):
+        return ["question:?"]
+    return []
 
 
 def _named(hit: _Hit) -> bool:
@@ -290,7 +321,7 @@ def _named(hit: _Hit) -> bool:
 
 
 def _has(hit: _Hit, kind: str) -> bool:
-    return any(role.kind == kind for role in hit.roles)
+    return kind in hit.kinds
 
 
 def _split(hits: list[_Hit], norm: str) -> Iterator[tuple[list[_Hit], int, int]]:

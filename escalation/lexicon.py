@@ -62,9 +62,13 @@ _FILTER_KEYS = {
     "connective": CONNECTIVE,
 }
 
-# Emoji people use to mean "received"; every other symbol is noise to the ack test.
-ACK_EMOJI = frozenset("👍👌🙏✊💪🫡✅👏🤝🆗✌☑✔")
-_SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff\ufe0f\u200d]")
+# Emoji people use to mean "received" all become 👍; skin tones and joiners go.
+_ACK_EMOJI = "👍👌🙏✊💪🫡✅👏🤝🆗✌☑✔"
+_EMOJI_TABLE = str.maketrans(
+    dict.fromkeys(_ACK_EMOJI, "👍")
+    | dict.fromkeys(map(chr, range(0x1F3FB, 0x1F400)))
+    | dict.fromkeys("\ufe0f\u200d")
+)
 
 
 def normalise(text: str) -> str:
@@ -83,10 +87,11 @@ class Role:
 
 @dataclass(frozen=True, slots=True)
 class Lexicon:
-    """Compiled lexicon: one scanning regex for every term, and the ack grammar."""
+    """Compiled lexicon: terms indexed for a longest-match scan, patterns, the ack grammar."""
 
     roles: Mapping[str, tuple[Role, ...]]
-    scanner: re.Pattern[str]
+    kinds: Mapping[str, frozenset[str]]
+    lengths: Mapping[str, tuple[int, ...]]
     patterns: re.Pattern[str]
     pattern_roles: Mapping[str, Role]
     stats: re.Pattern[str]
@@ -95,6 +100,37 @@ class Lexicon:
     priority: tuple[str, ...]
     fallback: str
     sources: frozenset[str]
+
+    def terms(self, norm: str) -> list[tuple[int, int, str]]:
+        """Leftmost-longest, non-overlapping lexicon terms in normalised text.
+
+        A dict probe per position (only the term lengths that start with that character) is
+        about twice as fast as one regex alternation over 1,700 terms, which CPython's engine
+        tries branch by branch.
+        """
+        found: list[tuple[int, int, str]] = []
+        roles, lengths, word = self.roles, self.lengths, _WORD_CHARS
+        size = len(norm)
+        i = 0
+        while i < size:
+            ch = norm[i]
+            candidates = lengths.get(ch)
+            if candidates is None or (ch in word and i and norm[i - 1] in word):
+                # No term starts here, or an ASCII term would start inside a word ("no" in "know").
+                i += 1
+                continue
+            for length in candidates:
+                end = i + length
+                if end > size:
+                    continue
+                term = norm[i:end]
+                if term in roles and not (end < size and term[-1] in word and norm[end] in word):
+                    found.append((i, end, term))
+                    i = end
+                    break
+            else:
+                i += 1
+        return found
 
 
 def _trie_pattern(terms: Iterable[str]) -> str:
@@ -125,7 +161,7 @@ def _trie_pattern(terms: Iterable[str]) -> str:
 
 
 def _alternation(terms: Iterable[str]) -> str:
-    """Scanner for all terms; ASCII words only match whole words ("no" is not in "know")."""
+    """Alternation of terms; ASCII words only match whole words ("no" is not in "know")."""
     groups: dict[tuple[bool, bool], list[str]] = {}
     for term in terms:
         key = (_is_word_char(term[0]), _is_word_char(term[-1]))
@@ -141,8 +177,19 @@ def _alternation(terms: Iterable[str]) -> str:
     return "|".join(parts)
 
 
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
 def _is_word_char(ch: str) -> bool:
-    return ch.isascii() and ch.isalnum()
+    return ch in _WORD_CHARS
+
+
+def _lengths_by_first_char(terms: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """For each first character, the lengths of terms starting with it, longest first."""
+    lengths: dict[str, set[int]] = {}
+    for term in terms:
+        lengths.setdefault(term[0], set()).add(len(term))
+    return {ch: tuple(sorted(ls, reverse=True)) for ch, ls in lengths.items()}
 
 
 def _add(roles: dict[str, list[Role]], terms: Iterable[str], role: Role) -> None:
@@ -196,7 +243,8 @@ def build(
     ack_alt = _alternation(t for t in vocabulary if t)
     return Lexicon(
         roles={term: tuple(rs) for term, rs in roles.items()},
-        scanner=re.compile(_alternation(roles)),
+        kinds={term: frozenset(r.kind for r in rs) for term, rs in roles.items()},
+        lengths=_lengths_by_first_char(roles),
         patterns=re.compile("|".join(alternatives) or "(?!)"),
         pattern_roles=pattern_roles,
         stats=re.compile("|".join(f"(?:{p})" for p in filters["stats_patterns"])),
@@ -233,10 +281,8 @@ _NAME_TITLE = re.compile(
 _NOISE = re.compile(r"[^\w\s'👍]|[0-9_]")
 
 
-def ack_form(text: str) -> str:
-    """The message reduced for the ack test: no mentions, names, digits, emoji or punctuation."""
-    text = _SKIN_TONES.sub("", text)
-    text = "".join("👍" if ch in ACK_EMOJI else ch for ch in text)
-    text = _MENTION.sub(" ", normalise(text))
+def ack_form(norm: str) -> str:
+    """Normalised text reduced for the ack test: no mentions, names, digits, emoji, punctuation."""
+    text = _MENTION.sub(" ", norm.translate(_EMOJI_TABLE))
     text = _NAME_TITLE.sub(" ", text)
     return " ".join(_NOISE.sub(" ", text).split())
