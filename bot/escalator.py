@@ -190,7 +190,15 @@ class Escalator:
         row = await uow.hazards.get(dm.hazard_id)
         if row is None:
             return
-        label = await self.label(uow, Member(dm.recipient_id))
+        member = next(
+            (
+                m
+                for m in to_domain(row).chain.members_up_to(row.level)
+                if m.user_id == dm.recipient_id
+            ),
+            Member(dm.recipient_id),
+        )
+        label = await self.label(uow, member)
         text = self.texts.group_unreachable(people=[label], start_link=self.start_link(row.chat_id))
         enqueue_message(
             uow,
