@@ -61,6 +61,12 @@ _ACK_MAX_CHARS = 80
 _SENTENCE_END = re.compile(r"[。!?;\n]|\.(?:\s|$)")
 # A Chinese question without a question mark ends in a particle: 修了没, 处理了没有.
 _QUESTION_END = re.compile(r"(?:吗|么|呢|了没有?)\W*$")
+_EVIDENCE_KINDS = frozenset({lx.ACT, lx.HAZARD_WORD, lx.IMMINENCE})
+# Objects that pattern states (failure, presence) can pair with.
+_PAIRED_OBJECTS = frozenset(
+    kind for kind, states in lx.PAIRS.items() if states & {lx.FAILURE, lx.PRESENCE}
+)
+_FILTER_KINDS = frozenset({lx.NEGATION, lx.RESOLUTION, lx.NOTICE})
 # Filters that deny or close a hazard; unlike a notice or a question they outrank imminence.
 _DENIALS = ("negation:", "resolution:", "stats:")
 
@@ -116,9 +122,13 @@ class Classifier:
             _Hit(start, end, term, roles[term], kinds[term], term.isascii())
             for start, end, term in self._lex.terms(norm)
         ]
+        lex = self._lex
+        matches = list(lex.act_patterns.finditer(norm))
+        if any(not h.kinds.isdisjoint(_PAIRED_OBJECTS) for h in hits):
+            matches += lex.state_patterns.finditer(norm)
         extra = []
-        for m in self._lex.patterns.finditer(norm):
-            role = self._lex.pattern_roles[str(m.lastgroup)]
+        for m in matches:
+            role = lex.pattern_roles[str(m.lastgroup)]
             extra.append(
                 _Hit(m.start(), m.end(), m.group(), (role,), frozenset((role.kind,)), False)
             )
@@ -134,9 +144,19 @@ class Classifier:
         """
         if not hits:
             return None
-        if any(_has(h, lx.NOT_HAZARD) for h in hits):
+        kinds = frozenset().union(*(h.kinds for h in hits))
+        if lx.NOT_HAZARD in kinds:
             denied = tuple(f"not_hazard:{h.term}" for h in hits if _has(h, lx.NOT_HAZARD))
             return Classification(text, Kind.OTHER, None, Severity.NORMAL, denied)
+        if kinds.isdisjoint(_EVIDENCE_KINDS) and (
+            kinds.isdisjoint(lx.PAIRS) or kinds.isdisjoint(lx.STATE_ROLES)
+        ):
+            # Most chatter: nothing here could be evidence, so skip the clause analysis.
+            fired = [f"{k}:{h.term}" for h in hits for k in h.kinds if k in _FILTER_KINDS]
+            if not fired:
+                return None
+            why_not = (*_dedupe(fired), "rule:no_evidence")
+            return Classification(text, Kind.OTHER, None, Severity.NORMAL, why_not)
 
         evidence: list[tuple[str, str]] = []  # (category, reason)
         reasons: list[str] = []

@@ -92,7 +92,8 @@ class Lexicon:
     roles: Mapping[str, tuple[Role, ...]]
     kinds: Mapping[str, frozenset[str]]
     lengths: Mapping[str, tuple[int, ...]]
-    patterns: re.Pattern[str]
+    state_patterns: re.Pattern[str]
+    act_patterns: re.Pattern[str]
     pattern_roles: Mapping[str, Role]
     stats: re.Pattern[str]
     ack_full: re.Pattern[str]
@@ -184,6 +185,19 @@ def _is_word_char(ch: str) -> bool:
     return ch in _WORD_CHARS
 
 
+def _named_alternation(
+    sources: Iterable[tuple[str, str, Iterable[str]]], names: dict[str, Role]
+) -> re.Pattern[str]:
+    """One regex of named alternatives; records each group name's role in `names`."""
+    alternatives = []
+    for kind, category, regexes in sources:
+        for regex in regexes:
+            name = f"p{len(names)}"
+            names[name] = Role(kind, category)
+            alternatives.append(f"(?P<{name}>{regex})")
+    return re.compile("|".join(alternatives) or "(?!)")
+
+
 def _lengths_by_first_char(terms: Iterable[str]) -> dict[str, tuple[int, ...]]:
     """For each first character, the lengths of terms starting with it, longest first."""
     lengths: dict[str, set[int]] = {}
@@ -225,17 +239,14 @@ def build(
         _add(roles, filters[key], Role(kind, GENERIC))
     _add(roles, extra_not_hazard, Role(NOT_HAZARD, GENERIC))
 
-    # One regex for every pattern; the name of the group that matched says its role.
+    # Two regexes (states, acts); the name of the group that matched says the role. State
+    # patterns only matter next to an object, so the classifier runs them only then.
     pattern_roles: dict[str, Role] = {}
-    alternatives: list[str] = []
     table = data["patterns"]
-    sources = [(FAILURE, GENERIC, table["failure"]), (PRESENCE, GENERIC, table["presence"])]
-    sources += [(ACT, category, terms) for category, terms in table["acts"].items()]
-    for kind, category, regexes in sources:
-        for regex in regexes:
-            name = f"p{len(alternatives)}"
-            pattern_roles[name] = Role(kind, category)
-            alternatives.append(f"(?P<{name}>{regex})")
+    state_sources = [(FAILURE, GENERIC, table["failure"]), (PRESENCE, GENERIC, table["presence"])]
+    act_sources = [(ACT, category, terms) for category, terms in table["acts"].items()]
+    state_patterns = _named_alternation(state_sources, pattern_roles)
+    act_patterns = _named_alternation(act_sources, pattern_roles)
 
     ack = data["ack"]
     core = [normalise(t) for t in (*ack["core"], *extra_ack)]
@@ -245,7 +256,8 @@ def build(
         roles={term: tuple(rs) for term, rs in roles.items()},
         kinds={term: frozenset(r.kind for r in rs) for term, rs in roles.items()},
         lengths=_lengths_by_first_char(roles),
-        patterns=re.compile("|".join(alternatives) or "(?!)"),
+        state_patterns=state_patterns,
+        act_patterns=act_patterns,
         pattern_roles=pattern_roles,
         stats=re.compile("|".join(f"(?:{p})" for p in filters["stats_patterns"])),
         ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
