@@ -186,7 +186,10 @@ def _escalate(hazard: Hazard, now: datetime) -> Decision:
         if level < top:
             level += 1
             called.append(level)
-            next_due = next_due + hazard.level_deadline(level)
+            if level < top or hazard.policy.max_repeats > 0:
+                next_due = next_due + hazard.level_deadline(level)
+            else:
+                next_due = None  # the top level is told once and no reminders are wanted
         else:
             repeats += 1
             next_due = (

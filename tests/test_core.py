@@ -220,3 +220,13 @@ def test_core_never_reads_the_system_clock() -> None:
         text = path.read_text(encoding="utf-8")
         for call in ("datetime.now(", "time.time(", "date.today(", "utcnow("):
             assert call not in text, f"{path.name} calls {call}"
+
+
+def test_no_reminders_when_max_repeats_is_zero() -> None:
+    """With max_repeats = 0 the top level is told once and the clock stops there."""
+    policy = Policy(repeat_every=timedelta(minutes=30), max_repeats=0)
+    h = open_hazard(number=1, chain=CHAIN, policy=policy, critical=False, now=T0).hazard
+    top = decide(h, Tick(), T0 + timedelta(minutes=60))
+    assert top.hazard.level == 3
+    assert top.hazard.deadline is None
+    assert not decide(top.hazard, Tick(), T0 + timedelta(days=1)).changed
