@@ -223,7 +223,7 @@ class Classifier:
         why: list[str] = []
         urgent: list[_Hit] = []
         objects: list[tuple[_Hit, lx.Role]] = []
-        states: list[tuple[_Hit, str]] = []
+        states: list[_Hit] = []
         for h in hits:
             for role in h.roles:
                 if role.kind == lx.ACT:
@@ -236,32 +236,65 @@ class Classifier:
                     urgent.append(h)
                 elif role.kind in lx.PAIRS:
                     objects.append((h, role))
-                elif role.kind in lx.STATE_ROLES:
-                    states.append((h, role.kind))
-        # A guard protects something: a missing cover on a settling pond is a drowning risk,
-        # the same cover over a floor opening a fall risk.
-        protected = [
-            r.category
-            for _, r in objects
-            if r.kind == lx.THING and r.category in self._lex.sources
-        ]
-        for obj, role in objects:
-            accepts = lx.PAIRS[role.kind]
-            for state, state_kind in states:
-                if state is obj or state_kind not in accepts:
-                    continue
-                gap = state.start - obj.end if state.start >= obj.end else obj.start - state.end
-                if gap < 0:
-                    continue
-                limit = _GAP_EN if obj.latin or state.latin else _GAP_ZH
-                if gap <= limit:
-                    category = role.category
-                    if role.kind == lx.GUARD and (protected or category == lx.GENERIC):
-                        category = self._best(protected) if protected else category
-                    found.append((category, f"object:{obj.term}"))
-                    why += [f"object:{obj.term}", f"{state_kind}:{state.term}"]
-                    break
+                elif role.kind in lx.STATE_ROLES and (not states or states[-1] is not h):
+                    states.append(h)
+        for state in states:
+            kinds = [r.kind for r in state.roles if r.kind in lx.STATE_ROLES]
+            for obj, role, kind in self._subjects(state, kinds, objects):
+                category = role.category
+                if role.kind == lx.GUARD and category in self._lex.deferring_guards:
+                    category = self._guarded(objects, state) or category
+                found.append((category, f"object:{obj.term}"))
+                why += [f"object:{obj.term}", f"{kind}:{state.term}"]
         return found, why, urgent
+
+    @staticmethod
+    def _subjects(
+        state: _Hit, state_kinds: list[str], objects: list[tuple[_Hit, lx.Role]]
+    ) -> list[tuple[_Hit, lx.Role, str]]:
+        """The objects a state describes, each with the role the state plays for it.
+
+        A failure describes the nearest object before it, as a predicate its subject
+        ("X 松动", "X is loose"); an absence the nearest after it ("没有X", "no X"); each falls
+        back to the other side ("X没有了", "X missing"). A term that can be either (没铺)
+        takes whichever reading finds the closer object. A proximity relates two things, so
+        it describes every object in reach ("高压线底下有吊车，离得很近"), except an ignition
+        source, whose danger is what it ignites.
+        """
+        reach: list[tuple[int, int, _Hit, lx.Role, str]] = []
+        for kind in state_kinds:
+            for obj, role in objects:
+                if obj is state or kind not in lx.PAIRS[role.kind]:
+                    continue
+                if kind == lx.PROXIMITY and lx.IGNITION in obj.kinds:
+                    continue
+                after = obj.start >= state.end
+                gap = obj.start - state.end if after else state.start - obj.end
+                limit = _GAP_EN if obj.latin or state.latin else _GAP_ZH
+                if 0 <= gap <= limit:
+                    wrong_side = after if kind != lx.ABSENCE else not after
+                    reach.append((int(wrong_side), gap, obj, role, kind))
+        if not reach:
+            return []
+        if lx.PROXIMITY in state_kinds:
+            return [(obj, role, kind) for _, _, obj, role, kind in reach]
+        _, _, obj, role, kind = min(reach, key=lambda r: (r[0], r[1]))
+        return [(obj, role, kind)]
+
+    def _guarded(self, objects: list[tuple[_Hit, lx.Role]], state: _Hit) -> str | None:
+        """The category of a dangerous thing a fall or generic guard protects, if any.
+
+        A missing cover on a settling pond is a drowning risk; the excavator that knocked a
+        rail down (inside the state "被挖机碰倒") is not what the rail guards.
+        """
+        guarded = [
+            r.category
+            for h, r in objects
+            if r.kind == lx.THING
+            and r.category in self._lex.sources
+            and not (state.start <= h.start and h.end <= state.end)
+        ]
+        return self._best(guarded) if guarded else None
 
     def _category(
         self, evidence: list[tuple[str, str]], imminent: list[_Hit], hits: list[_Hit]

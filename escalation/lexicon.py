@@ -23,6 +23,7 @@ FAILURE = "failure"
 ABSENCE = "absence"
 PRESENCE = "presence"
 IGNITION = "ignition"
+PROXIMITY = "proximity"
 ACT = "act"
 HAZARD_WORD = "hazard_word"
 IMMINENCE = "imminence"
@@ -34,15 +35,15 @@ CONNECTIVE = "connective"
 NOT_HAZARD = "not_hazard"
 
 PAIRS: Mapping[str, frozenset[str]] = {
-    THING: frozenset({FAILURE}),
+    THING: frozenset({FAILURE, PROXIMITY}),
     GUARD: frozenset({FAILURE, ABSENCE}),
     PPE: frozenset({ABSENCE}),
     PROCEDURE: frozenset({ABSENCE}),
     ZONE: frozenset({PRESENCE}),
-    FUEL: frozenset({IGNITION}),
+    FUEL: frozenset({IGNITION, PROXIMITY}),
 }
 OBJECT_ROLES = frozenset(PAIRS) | {CONTEXT}
-STATE_ROLES = frozenset({FAILURE, ABSENCE, PRESENCE, IGNITION})
+STATE_ROLES = frozenset({FAILURE, ABSENCE, PRESENCE, IGNITION, PROXIMITY})
 GENERIC = "generic"
 
 _OBJECT_TABLES = {
@@ -101,6 +102,7 @@ class Lexicon:
     priority: tuple[str, ...]
     fallback: str
     sources: frozenset[str]
+    deferring_guards: frozenset[str]
 
     def terms(self, norm: str) -> list[tuple[int, int, str]]:
         """Leftmost-longest, non-overlapping lexicon terms in normalised text.
@@ -225,7 +227,7 @@ def build(
     for table, kind in _OBJECT_TABLES.items():
         for category, terms in data["objects"][table].items():
             _add(roles, terms, Role(kind, category))
-    for kind in (FAILURE, ABSENCE, PRESENCE, IGNITION):
+    for kind in (FAILURE, ABSENCE, PRESENCE, IGNITION, PROXIMITY):
         _add(roles, data["states"][kind], Role(kind, GENERIC))
     acts = dict(data["acts"])
     _add(roles, acts.pop("hazard_words", ()), Role(HAZARD_WORD, GENERIC))
@@ -265,6 +267,7 @@ def build(
         priority=tuple(data["categories"]["priority"]),
         fallback=str(data["categories"]["fallback"]),
         sources=frozenset(data["categories"]["sources"]),
+        deferring_guards=frozenset(data["categories"]["deferring_guards"]),
     )
 
 
