@@ -152,7 +152,8 @@ def _edited(world: World, state: ChatState, old: Json, new: Json) -> Json:
 
 @method("getMe")
 async def get_me(world: World, p: Params) -> Any:
-    return world.bot_user
+    # What @BotFather's privacy setting reports: off means the bot reads all group messages.
+    return {**world.bot_user, "can_read_all_group_messages": not world.privacy_mode}
 
 
 @method("getUpdates")

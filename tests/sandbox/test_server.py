@@ -785,3 +785,10 @@ async def test_get_chat_for_a_started_user(bot: Bot, api: LocalBotApi) -> None:
     api.start_bot(ALICE)
     chat = await bot.get_chat(ALICE)
     assert (chat.type, chat.username, chat.first_name) == ("private", "alice", "Alice")
+
+
+async def test_get_me_reports_the_privacy_setting(bot: Bot, api: LocalBotApi) -> None:
+    """getMe's can_read_all_group_messages is the opposite of privacy_mode, as @BotFather sets it."""
+    assert (await bot.get_me()).can_read_all_group_messages is True
+    api.privacy_mode = True
+    assert (await bot.get_me()).can_read_all_group_messages is False
