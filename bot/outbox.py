@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, Message, ReactionTypeEmoji, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, Message, ReactionTypeEmoji, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
 from escalation.clock import Clock
@@ -17,6 +17,8 @@ from storage.models import OutboxRow, OutboxStatus
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+CAPTION_LIMIT = 1024
 
 RATE_LIMIT_CAP = 20
 
@@ -140,8 +142,24 @@ class OutboxDispatcher:
             if row.reply_to_message_id
             else None
         )
+        raw_markup = payload.get("reply_markup")
+        markup = InlineKeyboardMarkup.de_json(raw_markup, self._bot) if raw_markup else None
+        text = row.text or ""
+        if row.method == "sendPhoto":
+            fits = len(text) <= CAPTION_LIMIT
+            photo = await self._bot.send_photo(
+                chat_id=row.chat_id,
+                photo=payload["photo"],
+                caption=text if fits else None,
+                reply_parameters=reply,
+                reply_markup=markup if fits else None,
+            )
+            if fits:
+                return photo
+            # Captions stop at 1024 characters: a longer text follows as a reply to its photo.
+            reply = ReplyParameters(photo.message_id, allow_sending_without_reply=True)
         return await self._bot.send_message(
-            chat_id=row.chat_id, text=row.text or "", reply_parameters=reply
+            chat_id=row.chat_id, text=text, reply_parameters=reply, reply_markup=markup
         )
 
     # ---- marking -----------------------------------------------------------------------------

@@ -22,12 +22,15 @@ def enqueue_message(
     recipient: int | None = None,
     payload: dict[str, Any] | None = None,
 ) -> None:
-    """A sendMessage to make after commit; `key` is unique per intended delivery."""
+    """A sendMessage (sendPhoto when the payload has a photo) to make after commit.
+
+    `key` is unique per intended delivery.
+    """
     uow.outbox.add(
         outbox_row(
             row,
             purpose,
-            "sendMessage",
+            "sendPhoto" if payload and payload.get("photo") else "sendMessage",
             chat_id,
             text,
             now,

@@ -93,6 +93,7 @@ class Lexicon:
     roles: Mapping[str, tuple[Role, ...]]
     kinds: Mapping[str, frozenset[str]]
     lengths: Mapping[str, tuple[int, ...]]
+    singles: frozenset[str]
     state_patterns: re.Pattern[str]
     act_patterns: re.Pattern[str]
     pattern_roles: Mapping[str, Role]
@@ -107,22 +108,21 @@ class Lexicon:
     def terms(self, norm: str) -> list[tuple[int, int, str]]:
         """Leftmost-longest, non-overlapping lexicon terms in normalised text.
 
-        A dict probe per position (only the term lengths that start with that character) is
-        about twice as fast as one regex alternation over 1,700 terms, which CPython's engine
-        tries branch by branch.
+        Each position probes a dict with only the lengths of terms that share its first two
+        characters; that is about three times as fast as one regex alternation over 1,700
+        terms, which CPython's engine tries branch by branch.
         """
         found: list[tuple[int, int, str]] = []
-        roles, lengths, word = self.roles, self.lengths, _WORD_CHARS
+        roles, lengths, singles, word = self.roles, self.lengths, self.singles, _WORD_CHARS
         size = len(norm)
         i = 0
         while i < size:
             ch = norm[i]
-            candidates = lengths.get(ch)
-            if candidates is None or (ch in word and i and norm[i - 1] in word):
-                # No term starts here, or an ASCII term would start inside a word ("no" in "know").
+            if ch in word and i and norm[i - 1] in word:
+                # An ASCII term never starts inside a word ("no" in "know").
                 i += 1
                 continue
-            for length in candidates:
+            for length in lengths.get(norm[i : i + 2], ()):
                 end = i + length
                 if end > size:
                     continue
@@ -132,6 +132,8 @@ class Lexicon:
                     i = end
                     break
             else:
+                if ch in singles and not (ch in word and i + 1 < size and norm[i + 1] in word):
+                    found.append((i, i + 1, ch))
                 i += 1
         return found
 
@@ -200,12 +202,13 @@ def _named_alternation(
     return re.compile("|".join(alternatives) or "(?!)")
 
 
-def _lengths_by_first_char(terms: Iterable[str]) -> dict[str, tuple[int, ...]]:
-    """For each first character, the lengths of terms starting with it, longest first."""
+def _lengths_by_prefix(terms: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """For each two-character prefix, the lengths of longer terms starting so, longest first."""
     lengths: dict[str, set[int]] = {}
     for term in terms:
-        lengths.setdefault(term[0], set()).add(len(term))
-    return {ch: tuple(sorted(ls, reverse=True)) for ch, ls in lengths.items()}
+        if len(term) > 1:
+            lengths.setdefault(term[:2], set()).add(len(term))
+    return {prefix: tuple(sorted(ls, reverse=True)) for prefix, ls in lengths.items()}
 
 
 def _add(roles: dict[str, list[Role]], terms: Iterable[str], role: Role) -> None:
@@ -257,7 +260,8 @@ def build(
     return Lexicon(
         roles={term: tuple(rs) for term, rs in roles.items()},
         kinds={term: frozenset(r.kind for r in rs) for term, rs in roles.items()},
-        lengths=_lengths_by_first_char(roles),
+        lengths=_lengths_by_prefix(roles),
+        singles=frozenset(term for term in roles if len(term) == 1),
         state_patterns=state_patterns,
         act_patterns=act_patterns,
         pattern_roles=pattern_roles,
