@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from escalation.chain import ChainSnapshot, Member
+from escalation.workhours import WorkCalendar
 
 
 class HazardState(StrEnum):
@@ -32,6 +33,8 @@ class Policy:
     repeat_every: timedelta = timedelta(minutes=30)
     max_repeats: int = 6
     rectify_within: timedelta = timedelta(hours=24)
+    # Working hours: when set, a normal hazard's deadlines count only working time.
+    calendar: WorkCalendar | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,12 @@ class Hazard:
         """The time `level` has before the next one is called, shortened when critical."""
         base = self.chain.level(level).deadline
         return base * self.policy.critical_factor if self.critical else base
+
+    def due_after(self, start: datetime, span: timedelta) -> datetime:
+        """When `span` from `start` ends: working time only, unless critical or no calendar."""
+        if self.critical or self.policy.calendar is None:
+            return start + span
+        return self.policy.calendar.add(start, span)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +135,7 @@ def open_hazard(
         chain=chain,
         policy=policy,
     )
-    hazard = replace(hazard, deadline=now + hazard.level_deadline(1))
+    hazard = replace(hazard, deadline=hazard.due_after(now, hazard.level_deadline(1)))
     call = CallLevel(level=1, members=chain.level(1).members, overdue_since=None, dm=critical)
     return Decision(hazard, calls=(call,), log=("opened",))
 
@@ -139,7 +148,9 @@ def decide(hazard: Hazard, event: Event, now: datetime) -> Decision:
         case SiteEvidence():
             _require(hazard, event, HazardState.OPEN)
             after = replace(
-                hazard, state=HazardState.ON_SITE, deadline=now + hazard.policy.rectify_within
+                hazard,
+                state=HazardState.ON_SITE,
+                deadline=hazard.due_after(now, hazard.policy.rectify_within),
             )
             return Decision(after, log=("on_site",))
         case Rectified():
@@ -187,13 +198,13 @@ def _escalate(hazard: Hazard, now: datetime) -> Decision:
             level += 1
             called.append(level)
             if level < top or hazard.policy.max_repeats > 0:
-                next_due = next_due + hazard.level_deadline(level)
+                next_due = hazard.due_after(next_due, hazard.level_deadline(level))
             else:
                 next_due = None  # the top level is told once and no reminders are wanted
         else:
             repeats += 1
             next_due = (
-                next_due + hazard.policy.repeat_every
+                hazard.due_after(next_due, hazard.policy.repeat_every)
                 if repeats < hazard.policy.max_repeats
                 else None
             )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalation.chain import ChainSnapshot
 from escalation.hazard import ACTIVE_STATES, Hazard, HazardState, Policy
+from escalation.workhours import WorkCalendar
 from storage.models import (
     EvidenceRow,
     HazardEvent,
@@ -37,6 +38,7 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
         "repeat_every_s": int(policy.repeat_every.total_seconds()),
         "max_repeats": policy.max_repeats,
         "rectify_within_s": int(policy.rectify_within.total_seconds()),
+        "calendar": policy.calendar.to_json() if policy.calendar is not None else None,
     }
 
 
@@ -46,6 +48,8 @@ def policy_from_json(data: dict[str, Any]) -> Policy:
         repeat_every=timedelta(seconds=data["repeat_every_s"]),
         max_repeats=int(data["max_repeats"]),
         rectify_within=timedelta(seconds=data["rectify_within_s"]),
+        # Rows written before working hours existed have no calendar: round the clock.
+        calendar=WorkCalendar.from_json(data["calendar"]) if data.get("calendar") else None,
     )
 
 
