@@ -215,9 +215,7 @@ class Classifier:
             fired.append(f"stats:{stats.group().strip()}")
         return fired
 
-    def _evidence(
-        self, hits: list[_Hit]
-    ) -> tuple[list[tuple[str, str]], list[str], list[_Hit]]:
+    def _evidence(self, hits: list[_Hit]) -> tuple[list[tuple[str, str]], list[str], list[_Hit]]:
         """Acts, hazard words and object-state pairs in one sentence; and imminence words."""
         found: list[tuple[str, str]] = []
         why: list[str] = []
