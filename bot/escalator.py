@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.config import Config, ProjectConfig
-from bot.outbox_rows import enqueue_message
+from bot.outbox_rows import outbox_row
 from bot.texts import Texts
 from escalation.chain import Member
 from escalation.clock import Clock
-from escalation.hazard import CallLevel, Tick, decide
-from storage.models import HazardRow, OutboxRow
+from escalation.hazard import CallLevel, Decision, Hazard, Tick, decide
+from storage.models import HazardRow, OutboxRow, Person
 from storage.repositories import to_domain
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -22,8 +24,31 @@ log = logging.getLogger(__name__)
 POISON_DELAY = timedelta(minutes=1)
 
 
+@dataclass
+class Lookups:
+    """What rendering a batch of calls needs from the database, fetched once per batch."""
+
+    people: dict[int, Person] = field(default_factory=dict)
+    acked: dict[int, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Step:
+    """One hazard's escalation step, rendered before anything is written."""
+
+    row: HazardRow
+    decision: Decision
+    events: list[tuple[str, dict[str, Any]]]
+    outbox: list[OutboxRow]
+
+
 class Escalator:
-    """Applies the core's escalation decisions to hazard rows, with compare-and-set."""
+    """Applies the core's escalation decisions to hazard rows, with compare-and-set.
+
+    A sweep takes a batch of due rows (locked with SKIP LOCKED on PostgreSQL), fetches what the
+    texts need in two queries, renders every step in memory, applies all level changes in one
+    compare-and-set statement, and writes the events and outbox rows of the steps that won.
+    """
 
     def __init__(
         self,
@@ -40,63 +65,86 @@ class Escalator:
         self.texts = texts
         self.bot_username = bot_username
 
-    # ---- escalation --------------------------------------------------------------------------
+    # ---- the sweep ---------------------------------------------------------------------------
 
-    async def sweep(self, limit: int = 200) -> int:
-        """Apply every passed deadline; returns how many rows were taken (escalated or not).
+    async def sweep(self, limit: int = 500) -> int:
+        """Apply every passed deadline in one batch; returns how many due rows were taken.
 
-        Each hazard gets its own savepoint: one that fails is rolled back alone, postponed by
-        POISON_DELAY and logged, so it can never block the others or spin the sweep.
+        A hazard whose step raises is postponed by POISON_DELAY and logged, so it can never
+        block the others or spin the sweep.
         """
         now = self._clock.now()
-        taken = 0
         async with self._uow() as uow:
             rows = await uow.hazards.list_due(now, limit)
+            if not rows:
+                return 0
+            lookups = await self._lookups(uow, rows)
+            steps: list[Step] = []
+            poisoned: list[tuple[HazardRow, Exception]] = []
             for row in rows:
-                taken += 1
                 try:
-                    async with uow.savepoint():
-                        await self._step(uow, row, now)
+                    step = self._render_step(row, now, lookups)
                 except Exception as exc:
                     log.exception("hazard %s could not be escalated; postponed", row.id)
-                    async with uow.savepoint():
-                        await uow.hazards.postpone(row.id, now + POISON_DELAY)
-                        uow.events.append(row.id, "engine_error", now, error=type(exc).__name__)
+                    poisoned.append((row, exc))
+                    continue
+                if step is not None:
+                    steps.append(step)
+            won = await uow.hazards.apply_many([(s.row, s.decision.hazard) for s in steps])
+            for step in steps:
+                if step.row.id not in won:
+                    continue  # a stale or duplicate wake-up: someone applied this step already
+                for kind, detail in step.events:
+                    uow.events.append(step.row.id, kind, now, **detail)
+                for item in step.outbox:
+                    uow.outbox.add(item)
+            for row, error in poisoned:
+                await uow.hazards.postpone(row.id, now + POISON_DELAY)
+                uow.events.append(row.id, "engine_error", now, error=type(error).__name__)
             await uow.commit()
-        return taken
+        return len(rows)
 
-    async def _step(self, uow: UnitOfWork, row: HazardRow, now: datetime) -> bool:
+    def _render_step(self, row: HazardRow, now: datetime, lookups: Lookups) -> Step | None:
         decision = decide(to_domain(row), Tick(), now)
         if not decision.calls:
-            return False
-        if not await uow.hazards.apply(row, decision.hazard):
-            return False  # a stale or duplicate wake-up: someone applied this step already
+            return None
         project_cfg = self.config.project_for_chat(row.chat_id)
+        events: list[tuple[str, dict[str, Any]]] = []
+        outbox: list[OutboxRow] = []
         for call in decision.calls:
             if call.repeat is not None:
-                uow.events.append(
-                    row.id,
-                    "reminded",
-                    now,
-                    level=call.level,
-                    repeat=call.repeat,
-                    of=decision.hazard.policy.max_repeats,
+                events.append(
+                    (
+                        "reminded",
+                        {
+                            "level": call.level,
+                            "repeat": call.repeat,
+                            "of": decision.hazard.policy.max_repeats,
+                        },
+                    )
                 )
             else:
-                uow.events.append(
-                    row.id,
-                    "escalated",
-                    now,
-                    level=call.level,
-                    skipped=list(call.skipped),
-                    overdue_since=call.overdue_since.isoformat() if call.overdue_since else None,
+                since = call.overdue_since.isoformat() if call.overdue_since else None
+                events.append(
+                    (
+                        "escalated",
+                        {
+                            "level": call.level,
+                            "skipped": list(call.skipped),
+                            "overdue_since": since,
+                        },
+                    )
                 )
-            await self.enqueue_call(uow, row, project_cfg, call, now)
-        return True
+            outbox += self._render_call(
+                row, row.version + 1, decision.hazard, project_cfg, call, now, lookups, events
+            )
+        return Step(row, decision, events, outbox)
 
     async def next_deadline(self) -> datetime | None:
         async with self._uow() as uow:
             return await uow.hazards.next_deadline()
+
+    # ---- rendering calls into outbox rows ----------------------------------------------------
 
     async def enqueue_call(
         self,
@@ -106,15 +154,51 @@ class Escalator:
         call: CallLevel,
         now: datetime,
     ) -> None:
-        hazard = to_domain(row)
+        """Write the DMs (and group notice) of one call for a hazard already in this session."""
+        lookups = await self._lookups(uow, [row])
+        events: list[tuple[str, dict[str, Any]]] = []
+        for item in self._render_call(
+            row, row.version, to_domain(row), project_cfg, call, now, lookups, events
+        ):
+            uow.outbox.add(item)
+        for kind, detail in events:
+            uow.events.append(row.id, kind, now, **detail)
+
+    async def _lookups(self, uow: UnitOfWork, rows: Sequence[HazardRow]) -> Lookups:
+        ids: set[int] = set()
+        for row in rows:
+            try:
+                chain = to_domain(row).chain
+            except Exception:  # a corrupt row is dealt with, alone, when its step is rendered
+                continue
+            ids.update(m.user_id for m in chain.members_up_to(chain.top) if m.user_id is not None)
+        people = await uow.people.get_many(ids)
+        acks = await uow.events.of_kind_for([row.id for row in rows], "acknowledged")
+        acked = {
+            hazard_id: [f"{e.actor_name or e.actor_id} {self.texts.clock(e.at)}" for e in events]
+            for hazard_id, events in acks.items()
+        }
+        return Lookups(people, acked)
+
+    def _render_call(
+        self,
+        row: HazardRow,
+        version: int,
+        hazard: Hazard,
+        project_cfg: ProjectConfig | None,
+        call: CallLevel,
+        now: datetime,
+        lookups: Lookups,
+        events: list[tuple[str, dict[str, Any]]],
+    ) -> list[OutboxRow]:
+        """The outbox rows of one call: a DM per member, then one group notice."""
         level = hazard.chain.level(call.level)
         project_name = project_cfg.name if project_cfg else str(row.chat_id)
-        acked = await self._acked(uow, row.id)
-        ids = [m.user_id for m in level.members if m.user_id is not None]
-        people = await uow.people.get_many(ids)
+        acked = lookups.acked.get(row.id, [])
+        out: list[OutboxRow] = []
         for member in level.members:
             if member.user_id is None:
-                uow.events.append(row.id, "unresolved_member", now, username=member.username)
+                events.append(("unresolved_member", {"username": member.username}))
                 continue
             if call.overdue_since is None:
                 assert hazard.deadline is not None
@@ -136,7 +220,7 @@ class Escalator:
                     acked=acked,
                 )
             else:
-                told = await self.labels(uow, list(hazard.chain.members_up_to(call.level - 1)))
+                told = self._labels(hazard.chain.members_up_to(call.level - 1), lookups)
                 text = self.texts.dm_escalation(
                     number=row.number,
                     project=project_name,
@@ -149,39 +233,53 @@ class Escalator:
                     told=told,
                     acked=acked,
                 )
-            enqueue_message(
-                uow,
-                row,
-                "dm",
-                member.user_id,
-                text,
-                now,
-                key=f"{row.id}:v{row.version}:dm:{member.user_id}",
-                recipient=member.user_id,
+            out.append(
+                outbox_row(
+                    row,
+                    "dm",
+                    "sendMessage",
+                    member.user_id,
+                    text,
+                    now,
+                    key=f"{row.id}:v{version}:dm:{member.user_id}",
+                    recipient=member.user_id,
+                )
             )
         if call.overdue_since is None:
-            return  # the card already told the group about level 1
+            return out  # the card already told the group about level 1
         if call.repeat is not None:
             notice = self.texts.group_repeat(
                 number=row.number, role=level.role, k=call.repeat, of=hazard.policy.max_repeats
             )
         else:
             unreachable = [
-                await self.label(uow, m)
+                self._label(m, lookups)
                 for m in level.members
-                if m.user_id is None or not (people.get(m.user_id) and people[m.user_id].started)
+                if m.user_id is None
+                or not (lookups.people.get(m.user_id) and lookups.people[m.user_id].started)
             ]
             notice = self.texts.group_escalated(
                 number=row.number,
                 level=call.level,
                 role=level.role,
-                people=await self.labels(uow, level.members),
+                people=self._labels(level.members, lookups),
                 unreachable=unreachable,
                 start_link=self.start_link(row.chat_id),
             )
-        enqueue_message(
-            uow, row, "notice", row.chat_id, notice, now, key=f"{row.id}:v{row.version}:notice"
+        out.append(
+            outbox_row(
+                row,
+                "notice",
+                "sendMessage",
+                row.chat_id,
+                notice,
+                now,
+                key=f"{row.id}:v{version}:notice",
+            )
         )
+        return out
+
+    # ---- delivery failures -------------------------------------------------------------------
 
     async def dm_refused(self, uow: UnitOfWork, dm: OutboxRow) -> None:
         """A supervisor we could DM before now refuses (blocked the bot): tell the group, once."""
@@ -200,34 +298,40 @@ class Escalator:
         )
         label = await self.label(uow, member)
         text = self.texts.group_unreachable(people=[label], start_link=self.start_link(row.chat_id))
-        enqueue_message(
-            uow,
-            row,
-            "unreachable",
-            row.chat_id,
-            text,
-            self._clock.now(),
-            key=f"{row.id}:unreachable:{dm.recipient_id}",
+        uow.outbox.add(
+            outbox_row(
+                row,
+                "unreachable",
+                "sendMessage",
+                row.chat_id,
+                text,
+                self._clock.now(),
+                key=f"{row.id}:unreachable:{dm.recipient_id}",
+            )
         )
 
     def start_link(self, chat_id: int) -> str:
         return f"https://t.me/{self.bot_username or 'sitewalk_bot'}?start=p{abs(chat_id)}"
 
-    async def _acked(self, uow: UnitOfWork, hazard_id: int) -> list[str]:
-        """Who only typed 收到, with the time, for the DMs and the timeline."""
-        return [
-            f"{e.actor_name or e.actor_id} {self.texts.clock(e.at)}"
-            for e in await uow.events.of_kind(hazard_id, "acknowledged")
-        ]
+    # ---- names -------------------------------------------------------------------------------
 
     async def labels(self, uow: UnitOfWork, members: Sequence[Member]) -> list[str]:
-        return [await self.label(uow, m) for m in members]
+        lookups = Lookups(await uow.people.get_many(m.user_id for m in members if m.user_id))
+        return self._labels(members, lookups)
 
     async def label(self, uow: UnitOfWork, member: Member) -> str:
+        return (await self.labels(uow, [member]))[0]
+
+    @staticmethod
+    def _labels(members: Iterable[Member], lookups: Lookups) -> list[str]:
+        return [Escalator._label(m, lookups) for m in members]
+
+    @staticmethod
+    def _label(member: Member, lookups: Lookups) -> str:
+        """The configured name, else the name Telegram gave, else @username or the id."""
         if member.name:
             return member.name
-        if member.user_id is not None:
-            person = (await uow.people.get_many([member.user_id])).get(member.user_id)
-            if person is not None and person.name:
-                return person.name
+        person = lookups.people.get(member.user_id) if member.user_id is not None else None
+        if person is not None and person.name:
+            return person.name
         return member.label()

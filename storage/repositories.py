@@ -6,13 +6,28 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Select,
+    String,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from escalation.chain import ChainSnapshot
 from escalation.hazard import ACTIVE_STATES, Hazard, HazardState, Policy
 from escalation.workhours import WorkCalendar
 from storage.models import (
+    Binding,
+    ChatMigration,
     EvidenceRow,
     HazardEvent,
     HazardRow,
@@ -20,6 +35,7 @@ from storage.models import (
     OutboxStatus,
     Person,
     Project,
+    UTCDateTime,
 )
 
 _Row = TypeVar("_Row")
@@ -103,6 +119,21 @@ class ProjectRepository:
             update(HazardRow).where(HazardRow.chat_id == old_chat_id).values(chat_id=new_chat_id)
         )
 
+    async def record_migration(self, old_chat_id: int, new_chat_id: int, now: datetime) -> bool:
+        """Remember that `old_chat_id` is now `new_chat_id`; False when already known."""
+        if await self._s.get(ChatMigration, old_chat_id) is not None:
+            return False
+        self._s.add(ChatMigration(old_chat_id=old_chat_id, new_chat_id=new_chat_id, at=now))
+        await self._s.flush()
+        return True
+
+    async def migrated_from(self, chat_id: int) -> int | None:
+        """The id a supergroup had as a basic group (the one the config names), if any."""
+        result = await self._s.execute(
+            select(ChatMigration.old_chat_id).where(ChatMigration.new_chat_id == chat_id)
+        )
+        return result.scalar_one_or_none()
+
 
 class PersonRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -153,6 +184,14 @@ class PersonRepository:
             select(Person.username, Person.user_id).where(func.lower(Person.username).in_(names))
         )
         return {str(name): int(uid) for name, uid in rows.all() if name}
+
+    async def bind(self, chat_id: int, user_id: int, now: datetime) -> bool:
+        """Tie a person to a project through its start link; False when already tied."""
+        if await self._s.get(Binding, (chat_id, user_id)) is not None:
+            return False
+        self._s.add(Binding(chat_id=chat_id, user_id=user_id, bound_at=now))
+        await self._s.flush()
+        return True
 
 
 class HazardRepository:
@@ -231,8 +270,63 @@ class HazardRepository:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return False
-        await self._s.refresh(row)
+        # Keep the in-session copy truthful without another SELECT.
+        for name, value in (
+            ("state", hazard.state),
+            ("level", hazard.level),
+            ("deadline", hazard.deadline),
+            ("repeats", hazard.repeats),
+            ("version", row.version + 1),
+        ):
+            set_committed_value(row, name, value)
         return True
+
+    async def apply_many(self, changes: Sequence[tuple[HazardRow, Hazard]]) -> set[int]:
+        """Compare-and-set many rows in one statement; returns the ids whose version matched.
+
+        One UPDATE ... FROM (VALUES ...) per batch keeps a catch-up of 100,000 hazards from
+        paying a round trip per row.
+        """
+        if not changes:
+            return set()
+        if self._s.get_bind().dialect.name != "postgresql":
+            # SQLite has no column list for a VALUES alias, and an in-process write costs
+            # no network round trip: compare-and-set row by row.
+            return {row.id for row, h in changes if await self.apply(row, h)}
+        table = HazardRow.__table__  # a Table; the ORM types it as a plain FromClause
+        rows = values(
+            column("v_id", Integer),
+            column("v_version", Integer),
+            column("v_state", String),
+            column("v_level", Integer),
+            column("v_deadline", UTCDateTime()),
+            column("v_repeats", Integer),
+            name="v",
+        ).data(
+            [
+                (row.id, row.version, str(h.state), h.level, h.deadline, h.repeats)
+                for row, h in changes
+            ]
+        )
+        stmt = (
+            update(table)  # type: ignore[arg-type]
+            .where(table.c.id == rows.c.v_id, table.c.version == rows.c.v_version)
+            .values(
+                state=rows.c.v_state,
+                level=rows.c.v_level,
+                # A VALUES row of only NULL deadlines has no type for PostgreSQL: say it.
+                deadline=cast(rows.c.v_deadline, DateTime(timezone=True)),
+                repeats=rows.c.v_repeats,
+                version=table.c.version + 1,
+            )
+            .returning(table.c.id)
+        )
+        won = {int(i) for i in (await self._s.execute(stmt)).scalars()}
+        for row, _h in changes:
+            if row.id in won:
+                # Keep the in-session copy truthful without another SELECT.
+                set_committed_value(row, "version", row.version + 1)
+        return won
 
     async def postpone(self, hazard_id: int, until: datetime) -> None:
         """Move a deadline that cannot be processed now; the version bump voids older wake-ups."""
@@ -248,6 +342,24 @@ class HazardRepository:
             select(HazardRow.state, func.count()).group_by(HazardRow.state)
         )
         return {HazardState(s): int(n) for s, n in rows.all()}
+
+    async def open_in_chat(self, chat_id: int) -> Sequence[HazardRow]:
+        """Hazards still waiting for someone on site, oldest first."""
+        result = await self._s.execute(
+            select(HazardRow)
+            .where(HazardRow.chat_id == chat_id, HazardRow.state == HazardState.OPEN)
+            .order_by(HazardRow.number)
+        )
+        return result.scalars().all()
+
+    async def all_active(self) -> Sequence[HazardRow]:
+        """Every open or on-site hazard of every project, by chat and number."""
+        result = await self._s.execute(
+            select(HazardRow)
+            .where(HazardRow.state.in_(ACTIVE_STATES))
+            .order_by(HazardRow.chat_id, HazardRow.number)
+        )
+        return result.scalars().all()
 
 
 class EventRepository:
@@ -281,6 +393,22 @@ class EventRepository:
         )
         return result.scalars().all()
 
+    async def of_kind_for(
+        self, hazard_ids: Sequence[int], kind: str
+    ) -> dict[int, list[HazardEvent]]:
+        """Events of one kind for many hazards at once, oldest first."""
+        out: dict[int, list[HazardEvent]] = {}
+        if not hazard_ids:
+            return out
+        result = await self._s.execute(
+            select(HazardEvent)
+            .where(HazardEvent.hazard_id.in_(hazard_ids), HazardEvent.kind == kind)
+            .order_by(HazardEvent.id)
+        )
+        for event in result.scalars():
+            out.setdefault(event.hazard_id, []).append(event)
+        return out
+
     async def of_kind(self, hazard_id: int, kind: str) -> Sequence[HazardEvent]:
         result = await self._s.execute(
             select(HazardEvent)
@@ -302,6 +430,16 @@ class EvidenceRepository:
             select(EvidenceRow.id).where(EvidenceRow.file_unique_id == file_unique_id).limit(1)
         )
         return result.first() is not None
+
+    async def for_message(self, chat_id: int, message_id: int) -> EvidenceRow | None:
+        """The evidence recorded for a message, so a redelivery or an edit is not judged twice."""
+        result = await self._s.execute(
+            select(EvidenceRow)
+            .where(EvidenceRow.chat_id == chat_id, EvidenceRow.message_id == message_id)
+            .order_by(EvidenceRow.id.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
 
 
 class OutboxRepository:
@@ -355,3 +493,19 @@ class OutboxRepository:
             select(OutboxRow).where(OutboxRow.hazard_id == hazard_id).order_by(OutboxRow.id)
         )
         return result.scalars().all()
+
+    async def by_sent_message(self, chat_id: int, message_id: int) -> OutboxRow | None:
+        """The row that became this bot message, e.g. the escalation DM a supervisor replied to."""
+        result = await self._s.execute(
+            select(OutboxRow)
+            .where(OutboxRow.chat_id == chat_id, OutboxRow.sent_message_id == message_id)
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def has_key(self, key: str) -> bool:
+        """Whether a delivery with this dedupe key was already written."""
+        result = await self._s.execute(
+            select(OutboxRow.id).where(OutboxRow.dedupe_key == key).limit(1)
+        )
+        return result.first() is not None

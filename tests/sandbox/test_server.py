@@ -287,7 +287,7 @@ async def test_location_venue_and_live_edit_arrive_as_ptb_objects(api: LocalBotA
     first, venue, edit = seen
     assert first.message is not None
     assert first.message.location is not None
-    assert first.message.location.live_period == 900
+    assert first.message.location.live_period == dtm.timedelta(seconds=900)  # PTB_TIMEDELTA is on
     assert first.message.location.horizontal_accuracy == 15.0
     assert venue.message is not None
     assert venue.message.venue is not None
@@ -296,7 +296,7 @@ async def test_location_venue_and_live_edit_arrive_as_ptb_objects(api: LocalBotA
     assert edit.edited_message is not None
     assert edit.edited_message.location is not None
     assert edit.edited_message.location.latitude == 31.24
-    assert edit.edited_message.location.live_period == 900
+    assert edit.edited_message.location.live_period == dtm.timedelta(seconds=900)  # PTB_TIMEDELTA is on
     assert edit.edited_message.edit_date is not None
     stored = api.message(GROUP, live["message_id"])
     assert stored is not None
