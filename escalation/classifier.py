@@ -61,6 +61,13 @@ _ACK_MAX_CHARS = 80
 _SENTENCE_END = re.compile(r"[。!?;\n]|\.(?:\s|$)")
 # A Chinese question without a question mark ends in a particle: 修了没, 处理了没有.
 _QUESTION_END = re.compile(r"(?:吗|么|呢|了没有?)\W*$")
+_LATIN = re.compile("[a-z]")
+# Where the first clause of a reply ends ("收到，…", "noted - …", "好的 …").
+_CLAUSE_END = re.compile(r"[,.;:!~。、\s-]+")
+# Words that make "整改完毕" a promise, not a claim: "今天全部整改完毕", "will get it sorted".
+_PROMISE = re.compile(
+    r"马上|立即|立刻|今天|明天|之前|之内|下班前|尽快|会|将|\bwill\b|\btoday\b|\basap\b"
+)
 _EVIDENCE_KINDS = frozenset({lx.ACT, lx.HAZARD_WORD, lx.IMMINENCE})
 # Objects that pattern states (failure, presence) can pair with.
 _PAIRED_OBJECTS = frozenset(
@@ -108,7 +115,7 @@ class Classifier:
         hazard = self._hazard(text, norm, hits)
         if hazard is not None and hazard.kind is Kind.HAZARD:
             return hazard
-        ack = self._ack(text, norm)
+        ack = self._ack(text, norm, hits)
         if ack is not None:
             return ack
         if hazard is not None:
@@ -123,9 +130,16 @@ class Classifier:
             for start, end, term in self._lex.terms(norm)
         ]
         lex = self._lex
-        matches = list(lex.act_patterns.finditer(norm))
+        scripts = (not norm.isascii(), _LATIN.search(norm) is not None)  # (Chinese, English)
+        patterns = list(lex.act_patterns)
         if any(not h.kinds.isdisjoint(_PAIRED_OBJECTS) for h in hits):
-            matches += lex.state_patterns.finditer(norm)
+            patterns += lex.state_patterns
+        matches = [
+            m
+            for pattern, script in zip(patterns, scripts * 2, strict=False)
+            if script
+            for m in pattern.finditer(norm)
+        ]
         extra = []
         for m in matches:
             role = lex.pattern_roles[str(m.lastgroup)]
@@ -203,12 +217,22 @@ class Classifier:
         return Classification(text, Kind.HAZARD, category, severity, tuple(_dedupe(reasons)))
 
     def _segment_filters(self, hits: list[_Hit], seg_text: str) -> list[str]:
-        """Denials, fixes, notices and statistics: each cancels a report in its segment."""
+        """Denials, fixes, notices and statistics: each cancels a report in its segment.
+
+        A notice word right after an absence is a missing procedure, not a notice:
+        "操作工也没培训" reports untrained operators.
+        """
         fired = [
             f"{role.kind}:{h.term}"
-            for h in hits
+            for prev, h in zip([None, *hits], hits, strict=False)
             for role in h.roles
             if role.kind in (lx.NEGATION, lx.RESOLUTION, lx.NOTICE)
+            and not (
+                role.kind == lx.NOTICE
+                and prev is not None
+                and prev.end == h.start
+                and _has(prev, lx.ABSENCE)
+            )
         ]
         stats = self._lex.stats.search(seg_text)
         if stats:
@@ -239,6 +263,8 @@ class Classifier:
         for state in states:
             kinds = [r.kind for r in state.roles if r.kind in lx.STATE_ROLES]
             for obj, role, kind in self._subjects(state, kinds, objects):
+                if role.kind == lx.AMENITY:
+                    continue  # the air conditioner is broken, not the crane
                 category = role.category
                 if role.kind == lx.GUARD and category in self._lex.deferring_guards:
                     category = self._guarded(objects, state) or category
@@ -326,13 +352,40 @@ class Classifier:
     def _best(self, categories: list[str]) -> str:
         return min(categories, key=lambda c: self._rank.get(c, len(self._rank)))
 
-    def _ack(self, text: str, norm: str) -> Classification | None:
-        """An ack when the whole message, names and emoji aside, is acknowledgement words."""
+    def _ack(self, text: str, norm: str, hits: list[_Hit]) -> Classification | None:
+        """An ack: acknowledgement words only, or a reply that opens with them and adds nothing.
+
+        "收到，马上叫分包负责人过去" opens with 收到 and goes on to promise; it is still words.
+        What ends an ack is a question, a report (handled before), or a claim about the site
+        ("已经固定了", "没问题") that is not a promise for later ("今天全部整改完毕").
+        """
         core = self._ack_terms(norm)
+        rule = "rule:whole_message_ack"
+        if not core:
+            core = self._lead_ack_terms(norm, hits)
+            rule = "rule:opens_with_ack"
         if not core:
             return None
-        reasons = (*_dedupe(f"ack:{term}" for term in core), "rule:whole_message_ack")
+        reasons = (*_dedupe(f"ack:{term}" for term in core), rule)
         return Classification(text, Kind.ACK, None, Severity.NORMAL, reasons)
+
+    def _lead_ack_terms(self, norm: str, hits: list[_Hit]) -> list[str]:
+        """The ack terms of the first clause when the rest asks, announces and claims nothing."""
+        if "?" in norm or len(norm) > 2 * _ACK_MAX_CHARS:
+            return []
+        end = _CLAUSE_END.search(norm)
+        if end is None or end.end() >= len(norm):
+            return []
+        core = self._ack_terms(norm[: end.start()])
+        if not core:
+            return []
+        rest = [h for h in hits if h.start >= end.end()]
+        if any(_has(h, lx.QUESTION) or _has(h, lx.NOTICE) for h in rest):
+            return []
+        claims = any(_has(h, lx.NEGATION) or _has(h, lx.RESOLUTION) for h in rest)
+        if claims and not _PROMISE.search(norm, end.end()):
+            return []
+        return core
 
     def _is_ack(self, norm: str) -> bool:
         return bool(self._ack_terms(norm))

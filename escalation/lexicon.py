@@ -18,6 +18,7 @@ PPE = "ppe"
 PROCEDURE = "procedure"
 ZONE = "zone"
 FUEL = "fuel"
+AMENITY = "amenity"
 CONTEXT = "context"
 FAILURE = "failure"
 ABSENCE = "absence"
@@ -41,6 +42,7 @@ PAIRS: Mapping[str, frozenset[str]] = {
     PROCEDURE: frozenset({ABSENCE}),
     ZONE: frozenset({PRESENCE}),
     FUEL: frozenset({IGNITION, PROXIMITY}),
+    AMENITY: frozenset({FAILURE, ABSENCE}),
 }
 OBJECT_ROLES = frozenset(PAIRS) | {CONTEXT}
 STATE_ROLES = frozenset({FAILURE, ABSENCE, PRESENCE, IGNITION, PROXIMITY})
@@ -53,6 +55,7 @@ _OBJECT_TABLES = {
     "procedures": PROCEDURE,
     "zones": ZONE,
     "fuels": FUEL,
+    "amenities": AMENITY,
     "context": CONTEXT,
 }
 _FILTER_KEYS = {
@@ -94,8 +97,8 @@ class Lexicon:
     kinds: Mapping[str, frozenset[str]]
     lengths: Mapping[str, tuple[int, ...]]
     singles: frozenset[str]
-    state_patterns: re.Pattern[str]
-    act_patterns: re.Pattern[str]
+    state_patterns: tuple[re.Pattern[str], re.Pattern[str]]  # (Chinese, English)
+    act_patterns: tuple[re.Pattern[str], re.Pattern[str]]
     pattern_roles: Mapping[str, Role]
     stats: re.Pattern[str]
     ack_full: re.Pattern[str]
@@ -189,17 +192,22 @@ def _is_word_char(ch: str) -> bool:
     return ch in _WORD_CHARS
 
 
-def _named_alternation(
+def _named_alternations(
     sources: Iterable[tuple[str, str, Iterable[str]]], names: dict[str, Role]
-) -> re.Pattern[str]:
-    """One regex of named alternatives; records each group name's role in `names`."""
-    alternatives = []
+) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Two regexes of named alternatives, (Chinese, English); records each group's role.
+
+    Split by script because CPython tries alternatives one by one at every position: a
+    message in one language then pays for only that language's patterns.
+    """
+    chinese: list[str] = []
+    english: list[str] = []
     for kind, category, regexes in sources:
         for regex in regexes:
             name = f"p{len(names)}"
             names[name] = Role(kind, category)
-            alternatives.append(f"(?P<{name}>{regex})")
-    return re.compile("|".join(alternatives) or "(?!)")
+            (english if regex.isascii() else chinese).append(f"(?P<{name}>{regex})")
+    return re.compile("|".join(chinese) or "(?!)"), re.compile("|".join(english) or "(?!)")
 
 
 def _lengths_by_prefix(terms: Iterable[str]) -> dict[str, tuple[int, ...]]:
@@ -244,14 +252,15 @@ def build(
         _add(roles, filters[key], Role(kind, GENERIC))
     _add(roles, extra_not_hazard, Role(NOT_HAZARD, GENERIC))
 
-    # Two regexes (states, acts); the name of the group that matched says the role. State
-    # patterns only matter next to an object, so the classifier runs them only then.
+    # Regexes for states and for acts, each split by script; the name of the group that
+    # matched says the role. State patterns only matter next to an object, so the classifier
+    # runs them only then.
     pattern_roles: dict[str, Role] = {}
     table = data["patterns"]
     state_sources = [(FAILURE, GENERIC, table["failure"]), (PRESENCE, GENERIC, table["presence"])]
     act_sources = [(ACT, category, terms) for category, terms in table["acts"].items()]
-    state_patterns = _named_alternation(state_sources, pattern_roles)
-    act_patterns = _named_alternation(act_sources, pattern_roles)
+    state_patterns = _named_alternations(state_sources, pattern_roles)
+    act_patterns = _named_alternations(act_sources, pattern_roles)
 
     ack = data["ack"]
     core = [normalise(t) for t in (*ack["core"], *extra_ack)]
