@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
-from telegram.ext import (
-    AIORateLimiter,
-    Application,
-    ApplicationBuilder,
-    CommandHandler,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
 
 from bot import handlers
+from bot.commands import publish_commands
 from bot.config import Config
 from bot.engine import EscalationEngine
 from bot.escalator import Escalator
 from bot.outbox import OutboxDispatcher
+from bot.polling import ConfirmAfterHandlingBot, SitewalkApplication
+from bot.reload import ConfigReloader, changes_needing_restart, register_reload
 from bot.service import HazardService
 from bot.texts import Texts
 from escalation.classifier import Classifier, LexiconExtension
@@ -48,6 +46,24 @@ class Runtime:
     owns_db: bool = False
     dispatcher_idle: float = 1.0
     started: bool = field(default=False)
+    reloader: ConfigReloader | None = None
+
+    def apply_config(self, config: Config) -> list[str]:
+        """Use a new valid config from now on; hazards in flight keep their chain snapshot.
+
+        Returns the settings (telegram, storage) that only a restart applies.
+        """
+        restart = changes_needing_restart(self.config, config)
+        lex = config.lexicon
+        texts = Texts(config.defaults.language, config.defaults.timezone)
+        self.classifier = Classifier(
+            LexiconExtension(
+                tuple(lex.extra_hazard), tuple(lex.extra_ack), tuple(lex.extra_not_hazard)
+            )
+        )
+        self.config = self.service.config = self.escalator.config = config
+        self.service.texts = self.escalator.texts = texts
+        return restart
 
     async def changed(self) -> None:
         """A handler committed something: send the outbox and re-arm the wake-up."""
@@ -60,12 +76,17 @@ class Runtime:
             return
         await migrate(self.db)
         self.escalator.bot_username = app.bot.username
+        await publish_commands(app.bot, self.config.defaults.language)
         self.dispatcher.start(self.dispatcher_idle)
         assert app.job_queue is not None
         self.engine.start(app.job_queue)
+        if self.reloader is not None:
+            self.reloader.start()
         self.started = True
 
     async def stop(self) -> None:
+        if self.reloader is not None:
+            await self.reloader.stop()
         await self.dispatcher.stop()
         if self.owns_db:
             await self.db.dispose()
@@ -83,20 +104,27 @@ def build_application(
     sweep_every: float = 15.0,
     dispatcher_idle: float = 1.0,
     rate_limit: bool = True,
+    config_path: str | Path | None = None,
+    reload_every: float = 2.0,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """The one place where the bot is wired: clock, database and Bot API URL are injected."""
     api = config.telegram.api_base_url.rstrip("/")
-    builder = (
+    bot = ConfirmAfterHandlingBot(
+        token,
+        base_url=base_url or f"{api}/bot",
+        base_file_url=base_file_url or f"{api}/file/bot",
+        request=HTTPXRequest(connection_pool_size=256),
+        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        rate_limiter=AIORateLimiter() if rate_limit else None,
+    )
+    app = (
         ApplicationBuilder()
-        .token(token)
-        .base_url(base_url or f"{api}/bot")
-        .base_file_url(base_file_url or f"{api}/file/bot")
+        .bot(bot)
+        .application_class(SitewalkApplication)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
+        .build()
     )
-    if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter())  # type: ignore[arg-type]
-    app = builder.build()
 
     owns_db = db is None
     engine_db = db if db is not None else create_engine(config.storage.url)
@@ -124,16 +152,11 @@ def build_application(
         dispatcher_idle=dispatcher_idle,
     )
 
-    groups = filters.ChatType.GROUPS & ~filters.UpdateType.EDITED
-    app.add_handler(CommandHandler("start", handlers.on_start, filters.ChatType.PRIVATE))
-    app.add_handler(
-        MessageHandler(groups & filters.TEXT & ~filters.COMMAND, handlers.on_group_text)
-    )
-    app.add_handler(
-        MessageHandler(
-            groups & (filters.PHOTO | filters.LOCATION | filters.VENUE), handlers.on_group_media
-        )
-    )
+    if config_path is not None:  # a file to watch: hot reload, and /reload for admins
+        runtime = runtime_of(app)
+        runtime.reloader = ConfigReloader(Path(config_path), runtime, every=reload_every)
+    register_reload(app)
+    handlers.register(app)
     app.add_error_handler(handlers.on_error)
     return app
 

@@ -38,8 +38,9 @@ class OutboxDispatcher:
         bot: Bot,
         clock: Clock,
         *,
-        lease: timedelta = timedelta(seconds=15),
-        batch: int = 20,
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 100,
+        concurrency: int = 16,
         max_attempts: int = 5,
         backoff: timedelta = timedelta(seconds=2),
         on_unreachable: UnreachableHook | None = None,
@@ -53,6 +54,7 @@ class OutboxDispatcher:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
 
     # ---- running in the background -----------------------------------------------------------
@@ -84,7 +86,12 @@ class OutboxDispatcher:
     # ---- one pass ----------------------------------------------------------------------------
 
     async def drain(self) -> int:
-        """Send everything that is ready now; returns how many rows were handled."""
+        """Send everything that is ready now; returns how many rows were handled.
+
+        Chats are served concurrently, each in order: a group held back by Telegram's
+        20-per-minute limit does not delay the DMs behind it, and a card still comes before
+        the reminder that replies to it.
+        """
         handled = 0
         while True:
             async with self._uow() as uow:
@@ -92,9 +99,28 @@ class OutboxDispatcher:
                 await uow.commit()
             if not rows:
                 return handled
+            by_chat: dict[int, list[OutboxRow]] = {}
             for row in rows:
-                await self._deliver(row)
-                handled += 1
+                by_chat.setdefault(row.chat_id, []).append(row)
+            await asyncio.gather(*(self._send_in_order(chat) for chat in by_chat.values()))
+            handled += len(rows)
+
+    async def _send_in_order(self, rows: list[OutboxRow]) -> None:
+        for row in rows:
+            async with self._slots:
+                if await self._renew(row):
+                    await self._deliver(row)
+
+    async def _renew(self, row: OutboxRow) -> bool:
+        """Extend our lease just before sending; False when another sender took the row."""
+        assert row.claimed_until is not None
+        until = self._clock.now() + self._lease
+        async with self._uow() as uow:
+            renewed = await uow.outbox.renew(row.id, row.claimed_until, until)
+            await uow.commit()
+        if renewed:
+            row.claimed_until = until
+        return renewed
 
     async def _deliver(self, row: OutboxRow) -> None:
         try:

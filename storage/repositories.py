@@ -470,6 +470,20 @@ class OutboxRepository:
             row.claimed_until = now + lease
         return rows
 
+    async def renew(self, outbox_id: int, held: datetime, until: datetime) -> bool:
+        """Compare-and-set on the lease: extend it only if it is still the one we hold."""
+        result = await self._s.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id == outbox_id,
+                OutboxRow.status == OutboxStatus.PENDING,
+                OutboxRow.claimed_until == held,
+            )
+            .values(claimed_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     async def get(self, outbox_id: int) -> OutboxRow | None:
         return await self._s.get(OutboxRow, outbox_id)
 
