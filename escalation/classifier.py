@@ -124,11 +124,8 @@ class Classifier:
 
     def _scan(self, norm: str) -> list[_Hit]:
         """Every lexicon term and pattern in the text, in order of position."""
-        roles, kinds = self._lex.roles, self._lex.kinds
-        hits = [
-            _Hit(start, end, term, roles[term], kinds[term], term.isascii())
-            for start, end, term in self._lex.terms(norm)
-        ]
+        info = self._lex.info
+        hits = [_Hit(start, end, term, *info[term]) for start, end, term in self._lex.terms(norm)]
         lex = self._lex
         scripts = (not norm.isascii(), _LATIN.search(norm) is not None)  # (Chinese, English)
         patterns = list(lex.act_patterns)
@@ -395,8 +392,14 @@ class Classifier:
         # A question is not an acknowledgement; a long message is not a bare one.
         if "?" in norm or len(norm) > 2 * _ACK_MAX_CHARS:
             return []
+        # Most chatter holds a Chinese character no ack word has: reject before any regex.
+        if any("\u4e00" <= ch <= "\u9fff" for ch in set(norm).difference(self._lex.ack_han)):
+            return []
         form = lx.ack_form(norm)
-        if not form or len(form) > _ACK_MAX_CHARS or not self._lex.ack_full.fullmatch(form):
+        if not form or len(form) > _ACK_MAX_CHARS or not self._lex.ack_chars.issuperset(form):
+            # A character no ack word contains rules the grammar out without running it.
+            return []
+        if not self._lex.ack_full.fullmatch(form):
             return []
         return [m.group() for m in self._lex.ack_core.finditer(form)]
 

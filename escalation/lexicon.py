@@ -95,6 +95,8 @@ class Lexicon:
 
     roles: Mapping[str, tuple[Role, ...]]
     kinds: Mapping[str, frozenset[str]]
+    # Per term: its roles, the set of their kinds, whether it is ASCII (one lookup per hit).
+    info: Mapping[str, tuple[tuple[Role, ...], frozenset[str], bool]]
     lengths: Mapping[str, tuple[int, ...]]
     singles: frozenset[str]
     state_patterns: tuple[re.Pattern[str], re.Pattern[str]]  # (Chinese, English)
@@ -102,6 +104,8 @@ class Lexicon:
     pattern_roles: Mapping[str, Role]
     stats: re.Pattern[str]
     ack_full: re.Pattern[str]
+    ack_chars: frozenset[str]
+    ack_han: frozenset[str]  # every Chinese character an ack can contain, names included
     ack_core: re.Pattern[str]
     priority: tuple[str, ...]
     fallback: str
@@ -188,6 +192,10 @@ def _alternation(terms: Iterable[str]) -> str:
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
+def _is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
 def _is_word_char(ch: str) -> bool:
     return ch in _WORD_CHARS
 
@@ -269,6 +277,10 @@ def build(
     return Lexicon(
         roles={term: tuple(rs) for term, rs in roles.items()},
         kinds={term: frozenset(r.kind for r in rs) for term, rs in roles.items()},
+        info={
+            term: (tuple(rs), frozenset(r.kind for r in rs), term.isascii())
+            for term, rs in roles.items()
+        },
         lengths=_lengths_by_prefix(roles),
         singles=frozenset(term for term in roles if len(term) == 1),
         state_patterns=state_patterns,
@@ -276,6 +288,8 @@ def build(
         pattern_roles=pattern_roles,
         stats=re.compile("|".join(f"(?:{p})" for p in filters["stats_patterns"])),
         ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
+        ack_chars=frozenset("".join(vocabulary) + " "),
+        ack_han=frozenset(ch for ch in "".join(vocabulary) if _is_han(ch)) | NAME_CHARS,
         ack_core=re.compile(_alternation(t for t in core if t)),
         priority=tuple(data["categories"]["priority"]),
         fallback=str(data["categories"]["fallback"]),
@@ -300,12 +314,29 @@ def shipped() -> Lexicon:
 _MENTION = re.compile(r"@\S+")
 # A surname (or 小/老) followed by a title: 王工, 李总, 刘经理, 老张. Removed before the ack test,
 # because "王工收到" acknowledges exactly like "收到".
-_NAME_TITLE = re.compile(
-    "(?:[王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁"
+_SURNAMES = (
+    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁"
     "魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常"
-    "武乔贺赖龚文]|老|小)"
-    "(?:工|总工|总|经理|主任|科长|队长|师傅|老师|书记|班长|局|部长)"
+    "武乔贺赖龚文"
 )
+_TITLES = (
+    "工",
+    "总工",
+    "总",
+    "经理",
+    "主任",
+    "科长",
+    "队长",
+    "师傅",
+    "老师",
+    "书记",
+    "班长",
+    "局",
+    "部长",
+)
+_NAME_TITLE = re.compile(f"(?:[{_SURNAMES}]|老|小)(?:{'|'.join(_TITLES)})")
+# Chinese characters an ack may contain besides its words: those of names and titles.
+NAME_CHARS = frozenset(_SURNAMES + "老小" + "".join(_TITLES))
 _NOISE = re.compile(r"[^\w\s'👍]|[0-9_]")
 
 
