@@ -421,11 +421,18 @@ class Scores:
         )
 
 
-# Floors set just below what the classifier reached when they were written (see
-# docs/classifier.md); the held-out files were never used to tune the lexicon.
+# Floors just below what the classifier reached when they were set (docs/classifier.md has the
+# figures). The held-out file was never tuned on; its parts 2 and 3 were each run once when
+# written, and those first-run figures are the honest ones (see HELDOUT_PARTS).
 FLOORS = {
     "messages_dev.jsonl": Scores(0.99, 0.99, 0.99, 0.99, 0.99),
-    "messages_heldout.jsonl": Scores(0.98, 0.98, 0.98, 0.97, 0.97),
+    "messages_heldout.jsonl": Scores(0.99, 0.78, 0.87, 0.95, 0.97),
+}
+# Line ranges of messages_heldout.jsonl, in the order they were written and committed.
+HELDOUT_PARTS = {
+    "part 1: written before any tuning": (0, 185),
+    "part 2: written after the first tuning rounds, seen since its first run": (185, 374),
+    "part 3: written after the last tuning round": (374, 566),
 }
 
 
@@ -450,3 +457,28 @@ def test_the_labelled_sets_look_like_real_groups() -> None:
     assert not {r.text for r in dev} & {r.text for r in held}
     for row in rows:
         assert (row.category is None) == (row.kind != "hazard") == (row.severity is None), row
+
+
+def report() -> None:
+    """Print the figures docs/classifier.md quotes: `python -m tests.test_classifier`."""
+    clf = Classifier()
+    sets = {name: load(DATA / name) for name in sorted(FLOORS)}
+    held = sets["messages_heldout.jsonl"]
+    sets |= {f"  heldout {part}": held[a:b] for part, (a, b) in HELDOUT_PARTS.items()}
+    for name, rows in sets.items():
+        s = Scores.of(clf, rows)
+        hazards = [r for r in rows if r.kind == "hazard"]
+        found = [(r, clf.classify(r.text)) for r in hazards]
+        found = [(r, c) for r, c in found if c.kind is Kind.HAZARD]
+        category = sum(c.category == r.category for r, c in found) / max(len(found), 1)
+        severity = sum(c.severity == r.severity for r, c in found) / max(len(found), 1)
+        print(
+            f"{name}: n={len(rows)} hazard P={s.hazard_precision:.3f} R={s.hazard_recall:.3f} "
+            f"F1={s.hazard_f1:.3f} | ack accuracy={s.ack_accuracy:.3f} "
+            f"precision={s.ack_precision:.3f} | of hazards found: category={category:.3f} "
+            f"severity={severity:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    report()
