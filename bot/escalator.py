@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import Config, ProjectConfig
+from bot.buttons import dm_payload
 from bot.outbox_rows import outbox_row
 from bot.texts import Texts
 from escalation.chain import Member
@@ -237,12 +238,13 @@ class Escalator:
                 outbox_row(
                     row,
                     "dm",
-                    "sendMessage",
+                    "sendPhoto" if row.photo_file_id else "sendMessage",
                     member.user_id,
                     text,
                     now,
                     key=f"{row.id}:v{version}:dm:{member.user_id}",
                     recipient=member.user_id,
+                    payload=dm_payload(self.texts, row),  # buttons, and the report's photo
                 )
             )
         if call.overdue_since is None:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from telegram import Message, Update
-from telegram.ext import ContextTypes
+from telegram import ChatMember, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
-from bot.service import GroupMessage, Sender
+from bot.service import Evidence, GroupMessage, Photo, Sender
 from escalation.classifier import Kind
 from escalation.evidence import EvidenceInput, EvidenceKind
 
@@ -18,16 +27,51 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANONYMOUS_ADMIN_ID = 1087968824
+_ADMINS = (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+_JOINED = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.RESTRICTED)
 
 
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
     return context.application.bot_data["runtime"]  # type: ignore[no-any-return]
 
 
+def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Every handler of the bot, in the order PTB tries them."""
+    new = ~filters.UpdateType.EDITED
+    group = filters.ChatType.GROUPS & new
+    private = filters.ChatType.PRIVATE & new
+    media = filters.PHOTO | filters.LOCATION | filters.VENUE
+    for name, callback in _GROUP_COMMANDS.items():
+        app.add_handler(CommandHandler(name, callback, group))
+    app.add_handler(CommandHandler("start", on_start, private))
+    app.add_handler(CommandHandler("mine", on_mine, private))
+    app.add_handler(CommandHandler("help", on_help_private, private))
+    app.add_handler(MessageHandler(group & filters.TEXT & ~filters.COMMAND, on_group_text))
+    app.add_handler(MessageHandler(group & media, on_group_media))
+    app.add_handler(MessageHandler(private & media, on_private_media))
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, on_migrate))
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, on_edit))
+    app.add_handler(ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(CallbackQueryHandler(on_button))
+
+
+# ---- parsing ---------------------------------------------------------------------------------
+
+
 def sender_of(update: Update) -> Sender | None:
-    """The person behind a message; None for other bots, which the bot ignores."""
+    """The person behind a message; None for other bots and channels, which the bot ignores.
+
+    An anonymous group admin posts as the group itself (`sender_chat`), via @GroupAnonymousBot.
+    """
     user = update.effective_user
-    if user is None or (user.is_bot and user.id != ANONYMOUS_ADMIN_ID):
+    msg = update.effective_message
+    chat = update.effective_chat
+    sender_chat = msg.sender_chat if msg is not None else None
+    if sender_chat is not None:
+        if chat is None or sender_chat.id != chat.id:
+            return None  # a channel post, or someone posting as a channel
+        return Sender(ANONYMOUS_ADMIN_ID, None, sender_chat.title or "", anonymous=True)
+    if user is None or user.is_bot:
         return None
     return Sender(user.id, user.username, user.full_name)
 
@@ -43,16 +87,54 @@ def group_message(update: Update) -> GroupMessage | None:
     )
 
 
+def evidence_of(msg: Message, sender: Sender) -> Evidence:
+    forwarded = msg.forward_origin is not None
+    if msg.venue is not None:
+        return Evidence(
+            EvidenceInput(EvidenceKind.VENUE, sender.user_id, sender.username, forwarded)
+        )
+    if msg.location is not None:
+        loc = msg.location
+        live = loc.live_period is not None
+        return Evidence(
+            EvidenceInput(
+                EvidenceKind.LOCATION,
+                sender.user_id,
+                sender.username,
+                forwarded,
+                lat=loc.latitude,
+                lon=loc.longitude,
+                accuracy_m=loc.horizontal_accuracy,
+            ),
+            live=live,
+        )
+    photo_id = msg.photo[-1].file_unique_id if msg.photo else None
+    return Evidence(
+        EvidenceInput(
+            EvidenceKind.PHOTO, sender.user_id, sender.username, forwarded, file_unique_id=photo_id
+        )
+    )
+
+
+def photo_of(msg: Message) -> Photo | None:
+    if not msg.photo:
+        return None
+    return Photo(msg.photo[-1].file_id, msg.photo[-1].file_unique_id)
+
+
+# ---- group messages --------------------------------------------------------------------------
+
+
 async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A hazard report becomes #N; a bare 收到 replying to one is recorded, not accepted."""
+    """A hazard report becomes #N; a bare 收到 is recorded, not accepted."""
     rt = runtime(context)
     gm = group_message(update)
-    if gm is None or rt.config.project_for_chat(gm.chat_id) is None:
+    if gm is None or await rt.service.project_for(gm.chat_id) is None:
         return
     result = rt.classifier.classify(gm.text, is_reply=gm.reply_to is not None)
     if result.kind is Kind.HAZARD:
         await rt.service.report(gm, result)
-    elif result.kind is Kind.ACK and gm.reply_to is not None:
+    elif result.kind is Kind.ACK:
         await rt.service.acknowledge(gm)
     else:
         return
@@ -64,46 +146,231 @@ async def on_group_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     rt = runtime(context)
     gm = group_message(update)
     msg = update.effective_message
-    if gm is None or msg is None or rt.config.project_for_chat(gm.chat_id) is None:
+    if gm is None or msg is None or await rt.service.project_for(gm.chat_id) is None:
         return
     if msg.photo and msg.caption:
         result = rt.classifier.classify(msg.caption, is_reply=gm.reply_to is not None)
         if result.kind is Kind.HAZARD:
-            await rt.service.report(gm, result, photo_file_id=msg.photo[-1].file_id)
+            await rt.service.report(gm, result, photo=photo_of(msg))
             await rt.changed()
             return
     await rt.service.evidence(gm, evidence_of(msg, gm.sender), msg.caption)
     await rt.changed()
 
 
-def evidence_of(msg: Message, sender: Sender) -> EvidenceInput:
-    forwarded = msg.forward_origin is not None
-    if msg.venue is not None:
-        return EvidenceInput(EvidenceKind.VENUE, sender.user_id, sender.username, forwarded)
+async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edit: a report edited into a hazard is registered, and a live location moves.
+
+    Nothing else counts: an edited 收到 stays a 收到, and no edit becomes evidence.
+    """
+    rt = runtime(context)
+    gm = group_message(update)
+    msg = update.edited_message
+    if gm is None or msg is None:
+        return
     if msg.location is not None:
-        loc = msg.location
-        return EvidenceInput(
-            EvidenceKind.LOCATION,
-            sender.user_id,
-            sender.username,
-            forwarded,
-            lat=loc.latitude,
-            lon=loc.longitude,
-            accuracy_m=loc.horizontal_accuracy,
-        )
-    photo_id = msg.photo[-1].file_unique_id if msg.photo else None
-    return EvidenceInput(
-        EvidenceKind.PHOTO, sender.user_id, sender.username, forwarded, file_unique_id=photo_id
+        await rt.service.live_location_moved(gm, evidence_of(msg, gm.sender))
+    elif msg.chat.type != msg.chat.PRIVATE and (msg.text or (msg.photo and msg.caption)):
+        if await rt.service.project_for(gm.chat_id) is None:
+            return
+        result = rt.classifier.classify(gm.text, is_reply=gm.reply_to is not None)
+        if result.kind is not Kind.HAZARD or await rt.service.is_evidence(gm):
+            return
+        await rt.service.report(gm, result, photo=photo_of(msg))
+    await rt.changed()
+
+
+async def on_migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group became a supergroup: the project and its hazards move to the new chat id."""
+    msg = update.effective_message
+    if msg is None:
+        return
+    if msg.migrate_to_chat_id is not None:
+        old, new = msg.chat_id, msg.migrate_to_chat_id
+    elif msg.migrate_from_chat_id is not None:
+        old, new = msg.migrate_from_chat_id, msg.chat_id
+    else:
+        return
+    await runtime(context).service.membership.migrated(old, new)
+
+
+async def on_my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The bot was added to a group (introduce itself), or blocked / unblocked in a DM."""
+    change = update.my_chat_member
+    if change is None:
+        return
+    rt = runtime(context)
+    old, new = change.old_chat_member.status, change.new_chat_member.status
+    if change.chat.type == change.chat.PRIVATE:
+        await rt.service.membership.private_chat(change.chat.id, blocked=new == ChatMember.BANNED)
+        return
+    if old in _JOINED or new not in _JOINED:
+        return  # not a join: a promotion, a demotion, or leaving
+    await rt.service.membership.joined_group(
+        change.chat.id,
+        change.chat.title or "",
+        admin=new == ChatMember.ADMINISTRATOR,
+        reads_all=bool(context.bot.can_read_all_group_messages),
+        when=int(change.date.timestamp()),
     )
+    await rt.changed()
+
+
+# ---- group commands --------------------------------------------------------------------------
+
+
+async def _configured(update: Update, context: ContextTypes.DEFAULT_TYPE) -> GroupMessage | None:
+    """The command's message, when it comes from a person in a configured group."""
+    gm = group_message(update)
+    if gm is None or await runtime(context).service.project_for(gm.chat_id) is None:
+        return None
+    return gm
+
+
+async def on_hazards(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/hazards: the open hazards with level and time left."""
+    if gm := await _configured(update, context):
+        await runtime(context).service.commands.hazards(gm)
+        await runtime(context).changed()
+
+
+async def on_hazard(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/hazard N: one hazard's timeline."""
+    if gm := await _configured(update, context):
+        await runtime(context).service.commands.hazard(gm, context.args or [])
+        await runtime(context).changed()
+
+
+async def on_chain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/chain: the roles and people, and who can be reached by DM."""
+    if gm := await _configured(update, context):
+        await runtime(context).service.commands.chain(gm)
+        await runtime(context).changed()
+
+
+async def on_dismiss(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/dismiss N reason: a false alarm, by the reporter or an admin."""
+    if gm := await _configured(update, context):
+        admin = await is_admin(gm, context)
+        await runtime(context).service.commands.dismiss(gm, context.args or [], is_admin=admin)
+        await runtime(context).changed()
+
+
+async def on_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/id: answered in unconfigured groups too, since that is where it is needed first."""
+    gm = group_message(update)
+    chat = update.effective_chat
+    if gm is not None and chat is not None:
+        await runtime(context).service.commands.ids(gm, chat.title or "")
+        await runtime(context).changed()
+
+
+async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if gm := await _configured(update, context):
+        await runtime(context).service.commands.help(gm)
+        await runtime(context).changed()
+
+
+async def is_admin(gm: GroupMessage, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """An admin of sitewalk (config `admins`), or of the group; asked of Telegram when needed."""
+    if gm.sender.anonymous or gm.sender.user_id in runtime(context).config.admins:
+        return True
+    try:
+        member = await context.bot.get_chat_member(gm.chat_id, gm.sender.user_id)
+    except TelegramError as exc:
+        log.warning("could not check admin rights in %s: %s", gm.chat_id, exc)
+        return False
+    return member.status in _ADMINS
+
+
+_GROUP_COMMANDS = {
+    "hazards": on_hazards,
+    "hazard": on_hazard,
+    "chain": on_chain,
+    "dismiss": on_dismiss,
+    "id": on_id,
+    "help": on_help,
+}
+
+
+# ---- private chat ----------------------------------------------------------------------------
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start in a DM: from now on this person can receive escalation DMs."""
+    """/start [payload] in a DM: this person can now receive DMs, bound to the link's project."""
     sender = sender_of(update)
     msg = update.effective_message
     if sender is None or msg is None:
         return
-    await msg.reply_text(await runtime(context).service.started(sender))
+    payload = context.args[0] if context.args else None
+    await msg.reply_text(await runtime(context).service.commands.start(sender, payload))
+
+
+async def on_mine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/mine: the hazards waiting for this person."""
+    sender = sender_of(update)
+    msg = update.effective_message
+    if sender is None or msg is None:
+        return
+    page = await runtime(context).service.commands.mine(sender)
+    await msg.reply_text(page.text, reply_markup=_markup(page.keyboard))
+
+
+async def on_help_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    msg = update.effective_message
+    if msg is not None:
+        await msg.reply_text(runtime(context).service.commands.help_private())
+
+
+async def on_private_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo or location in a DM: evidence when it replies to a hazard's DM."""
+    rt = runtime(context)
+    gm = group_message(update)
+    msg = update.effective_message
+    if gm is None or msg is None:
+        return
+    await rt.service.evidence_by_dm(gm, evidence_of(msg, gm.sender))
+    await rt.changed()
+
+
+# ---- buttons ---------------------------------------------------------------------------------
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every inline button: ev:N (which hazard), pg:… (pages), go/sent/stop:ID (DM actions)."""
+    query = update.callback_query
+    if query is None or query.data is None or query.from_user is None:
+        return
+    rt = runtime(context)
+    user = query.from_user
+    presser = Sender(user.id, user.username, user.full_name)
+    action, _, rest = query.data.partition(":")
+    message = query.message if isinstance(query.message, Message) else None
+    if action == "pg" and message is not None:
+        kind, _, tail = rest.partition(":")
+        arg, _, number = tail.rpartition(":")
+        page = await rt.service.commands.page(
+            message.chat_id, kind, arg, int(number) if number.isdigit() else 1, sender=presser
+        )
+        await query.answer()
+        await message.edit_text(page.text, reply_markup=_markup(page.keyboard))
+        return
+    if action == "ev" and message is not None and rest.isdigit():
+        answer, settled = await rt.service.choose_hazard(
+            message.chat_id, message.message_id, presser, int(rest)
+        )
+        await query.answer(answer)
+        if settled:
+            await message.edit_text(f"{message.text}\n→ {answer}")
+    elif rest.isdigit():
+        await query.answer(await rt.service.buttons.pressed(presser, action, int(rest)))
+    else:
+        await query.answer(rt.service.texts.button_unknown())
+    await rt.changed()
+
+
+def _markup(keyboard: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
+    return InlineKeyboardMarkup.de_json(keyboard) if keyboard else None
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

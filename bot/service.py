@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from bot.config import Config
+from bot.buttons import Buttons
+from bot.commands import Commands
+from bot.config import Config, ProjectConfig
 from bot.escalator import Escalator
+from bot.membership import Membership
 from bot.outbox_rows import enqueue_message, enqueue_reaction
+from escalation.chain import ChainSnapshot
 from escalation.classifier import Classification, Severity
 from escalation.clock import Clock
-from escalation.evidence import EvidenceInput, EvidenceKind, Site, judge_evidence
+from escalation.evidence import EvidenceInput, EvidenceKind, Refusal, Site, judge_evidence
 from escalation.hazard import (
     ACTIVE_STATES,
     HazardState,
@@ -29,24 +35,59 @@ log = logging.getLogger(__name__)
 
 _HASH_NUMBER = re.compile(r"#\s?(\d{1,7})")
 SEEN_EMOJI = "👀"
+# A bare 收到 that replies to nothing still counts as an answer to the one open hazard when a
+# chain member types it this soon after the card. Config key to add: defaults.ack_window.
+ACK_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
 class Sender:
-    """Who sent a message, as far as the core and the texts care."""
+    """Who sent a message, as far as the core and the texts care.
+
+    `anonymous` marks an anonymous group admin: Telegram shows the group, not the person, so
+    the id is @GroupAnonymousBot's and nobody can tell which admin it was.
+    """
 
     user_id: int
     username: str | None
     name: str
+    anonymous: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class GroupMessage:
+    """A message in a chat (a group, or a private chat with the bot), as the services see it."""
+
     chat_id: int
     message_id: int
     sender: Sender
     reply_to: int | None = None
     text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """The largest size of a photo: its id to send it again, its unique id to spot re-use."""
+
+    file_id: str
+    file_unique_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A photo or location as the handlers read it; `live` for a live location."""
+
+    input: EvidenceInput
+    live: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self.input), "kind": str(self.input.kind), "live": self.live}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evidence:
+        fields = {k: v for k, v in data.items() if k != "live"}
+        fields["kind"] = EvidenceKind(fields["kind"])
+        return cls(EvidenceInput(**fields), bool(data.get("live")))
 
 
 class AckOutcome(StrEnum):
@@ -59,7 +100,9 @@ class EvidenceOutcome(StrEnum):
     ON_SITE = "on_site"
     EXTRA = "extra"
     REFUSED = "refused"
+    ASKED = "asked"
     NO_HAZARD = "no_hazard"
+    ALREADY = "already"
 
 
 def hazard_number_in(text: str | None) -> int | None:
@@ -69,7 +112,11 @@ def hazard_number_in(text: str | None) -> int | None:
 
 
 class HazardService:
-    """One method per thing that can happen; each is one transaction, outbox included."""
+    """One method per thing that can happen; each is one transaction, outbox included.
+
+    Commands, buttons and membership changes live in their own classes, reached from here so
+    that every handler needs only `runtime.service`.
+    """
 
     def __init__(
         self, config: Config, uow: UnitOfWorkFactory, clock: Clock, escalator: Escalator
@@ -79,22 +126,85 @@ class HazardService:
         self._clock = clock
         self.escalator = escalator
         self.texts = escalator.texts
+        self.commands = Commands(self)
+        self.buttons = Buttons(self)
+        self.membership = Membership(self)
+
+    # ---- shared with the command, button and membership services ----------------------------
+
+    def uow(self) -> UnitOfWork:
+        return self._uow()
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    async def project_for(self, chat_id: int) -> ProjectConfig | None:
+        """The configured project of a chat, following a group that became a supergroup."""
+        project = self.config.project_for_chat(chat_id)
+        if project is not None:
+            return project
+        async with self._uow() as uow:
+            return await self.project_in(uow, chat_id)
+
+    async def project_in(self, uow: UnitOfWork, chat_id: int) -> ProjectConfig | None:
+        project = self.config.project_for_chat(chat_id)
+        if project is not None:
+            return project
+        old = await uow.projects.migrated_from(chat_id)
+        return None if old is None else self.config.project_for_chat(old)
+
+    async def say(
+        self,
+        uow: UnitOfWork,
+        row: HazardRow | None,
+        purpose: str,
+        chat_id: int,
+        text: str,
+        *,
+        key: str,
+        reply_to: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> bool:
+        """Write a message to the outbox unless this delivery was written before (a redelivery)."""
+        if await uow.outbox.has_key(key):
+            return False
+        recipient = chat_id if chat_id > 0 else None
+        enqueue_message(
+            uow,
+            row,
+            purpose,
+            chat_id,
+            text,
+            self._clock.now(),
+            key=key,
+            reply_to=reply_to,
+            recipient=recipient,
+            payload=payload,
+        )
+        return True
+
+    def name_of(self, sender: Sender) -> str:
+        return self.texts.anonymous() if sender.anonymous else sender.name
+
+    async def seen(self, uow: UnitOfWork, sender: Sender) -> None:
+        if not sender.anonymous:
+            await uow.people.seen(sender.user_id, sender.username, sender.name, self.now())
 
     # ---- reports -----------------------------------------------------------------------------
 
     async def report(
-        self, msg: GroupMessage, classification: Classification, photo_file_id: str | None = None
+        self, msg: GroupMessage, classification: Classification, photo: Photo | None = None
     ) -> int | None:
         """Register a hazard report as #N and reply with its card; None for unknown groups."""
-        project_cfg = self.config.project_for_chat(msg.chat_id)
-        if project_cfg is None:
-            return None
         now = self._clock.now()
         async with self._uow() as uow:
+            project_cfg = await self.project_in(uow, msg.chat_id)
+            if project_cfg is None:
+                return None
             existing = await uow.hazards.by_message(msg.chat_id, msg.message_id)
             if existing is not None:  # a redelivered update or an edit of a registered report
                 return existing.number
-            await uow.people.seen(msg.sender.user_id, msg.sender.username, msg.sender.name, now)
+            await self.seen(uow, msg.sender)
             project = await uow.projects.get_or_create(msg.chat_id, project_cfg.name, now)
             number = await uow.projects.allocate_number(project)
             chain = project_cfg.snapshot()
@@ -104,7 +214,11 @@ class HazardService:
             )
             critical = classification.severity is Severity.CRITICAL
             decision = open_hazard(
-                number=number, chain=chain, policy=self._policy(), critical=critical, now=now
+                number=number,
+                chain=chain,
+                policy=self._policy(),
+                critical=critical,
+                now=now,
             )
             hazard = decision.hazard
             row = HazardRow(
@@ -113,7 +227,7 @@ class HazardService:
                 chat_id=msg.chat_id,
                 report_message_id=msg.message_id,
                 reporter_id=msg.sender.user_id,
-                reporter_name=msg.sender.name,
+                reporter_name=self.name_of(msg.sender),
                 text=msg.text,
                 category=classification.category,
                 critical=critical,
@@ -126,7 +240,7 @@ class HazardService:
                 chain=chain.to_json(),
                 policy=policy_to_json(hazard.policy),
                 ack_reminded=False,
-                photo_file_id=photo_file_id,
+                photo_file_id=photo.file_id if photo else None,
             )
             uow.hazards.add(row)
             await uow.hazards.flush()
@@ -135,11 +249,25 @@ class HazardService:
                 "reported",
                 now,
                 actor_id=msg.sender.user_id,
-                actor_name=msg.sender.name,
+                actor_name=row.reporter_name,
                 message_id=msg.message_id,
                 matched=list(classification.matched),
                 severity=str(classification.severity),
             )
+            if photo is not None:
+                # The report's own photo can never prove a visit later.
+                uow.evidence.add(
+                    EvidenceRow(
+                        hazard_id=row.id,
+                        kind="report_photo",
+                        user_id=msg.sender.user_id,
+                        chat_id=msg.chat_id,
+                        message_id=msg.message_id,
+                        file_unique_id=photo.file_unique_id,
+                        accepted=False,
+                        at=now,
+                    )
+                )
             level1 = chain.level(1)
             labels = await self.escalator.labels(uow, level1.members)
             assert hazard.deadline is not None
@@ -152,15 +280,15 @@ class HazardService:
                 people=labels,
                 deadline=hazard.deadline,
             )
-            enqueue_message(
+            await self.say(
                 uow,
                 row,
                 "card",
                 msg.chat_id,
                 card,
-                now,
                 reply_to=msg.message_id,
                 key=f"{row.id}:card",
+                payload={"photo": photo.file_id} if photo else None,
             )
             for call in decision.calls:
                 if call.dm:
@@ -171,35 +299,36 @@ class HazardService:
     # ---- acknowledgements --------------------------------------------------------------------
 
     async def acknowledge(self, msg: GroupMessage) -> AckOutcome:
-        """A bare 收到 to a hazard: recorded; one reminder per hazard, then only a reaction."""
-        if msg.reply_to is None:
-            return AckOutcome.NOT_A_HAZARD_REPLY
+        """A bare 收到 to a hazard: recorded; one reminder per hazard, then only a reaction.
+
+        It answers a hazard when it replies to the report or the card, or when a chain member
+        types it within ACK_WINDOW of the card while the group has exactly one open hazard.
+        """
         now = self._clock.now()
         async with self._uow() as uow:
-            row = await uow.hazards.by_message(msg.chat_id, msg.reply_to)
-            if row is None or row.state not in ACTIVE_STATES:
+            row = await self._acknowledged_hazard(uow, msg, now)
+            if row is None:
                 return AckOutcome.NOT_A_HAZARD_REPLY
-            await uow.people.seen(msg.sender.user_id, msg.sender.username, msg.sender.name, now)
+            await self.seen(uow, msg.sender)
             uow.events.append(
                 row.id,
                 "acknowledged",
                 now,
                 actor_id=msg.sender.user_id,
-                actor_name=msg.sender.name,
+                actor_name=self.name_of(msg.sender),
                 text=msg.text,
                 message_id=msg.message_id,
             )
             if not row.ack_reminded:
                 row.ack_reminded = True
-                left = (row.deadline - now) if row.deadline else now - now
+                left = (row.deadline - now) if row.deadline else timedelta(0)
                 text = self.texts.ack_reminder(number=row.number, left=left)
-                enqueue_message(
+                await self.say(
                     uow,
                     row,
                     "ack_reminder",
                     msg.chat_id,
                     text,
-                    now,
                     reply_to=msg.message_id,
                     key=f"{row.id}:ack_reminder",
                 )
@@ -218,138 +347,313 @@ class HazardService:
             await uow.commit()
             return outcome
 
-    # ---- evidence ----------------------------------------------------------------------------
-
-    async def evidence(
-        self, msg: GroupMessage, evidence: EvidenceInput, caption: str | None = None
-    ) -> EvidenceOutcome:
-        """A photo or location: accepted proof moves the hazard on site; refusals are recorded."""
-        project_cfg = self.config.project_for_chat(msg.chat_id)
-        if project_cfg is None:
-            return EvidenceOutcome.NO_HAZARD
-        now = self._clock.now()
-        async with self._uow() as uow:
-            row = await self._target(uow, msg, caption)
-            if row is None or row.state not in ACTIVE_STATES:
-                return EvidenceOutcome.NO_HAZARD
-            await uow.people.seen(msg.sender.user_id, msg.sender.username, msg.sender.name, now)
-            used = bool(evidence.file_unique_id) and await uow.evidence.photo_used(
-                evidence.file_unique_id or ""
-            )
-            site = project_cfg.site
-            evidence_from = project_cfg.evidence_from or self.config.defaults.evidence_from
-            verdict = judge_evidence(
-                evidence,
-                chain=to_domain(row).chain,
-                level=row.level,
-                anyone=evidence_from == "anyone",
-                site=Site(site.lat, site.lon, site.radius_m) if site else None,
-                photo_used_before=used,
-            )
-            uow.evidence.add(
-                EvidenceRow(
-                    hazard_id=row.id,
-                    kind=str(evidence.kind),
-                    user_id=msg.sender.user_id,
-                    chat_id=msg.chat_id,
-                    message_id=msg.message_id,
-                    file_unique_id=evidence.file_unique_id,
-                    lat=evidence.lat,
-                    lon=evidence.lon,
-                    accepted=verdict.accepted,
-                    refusal=str(verdict.refusal) if verdict.refusal else None,
-                    at=now,
-                )
-            )
-            actor_id, actor_name = msg.sender.user_id, msg.sender.name
-            if not verdict.accepted:
-                assert verdict.refusal is not None
-                uow.events.append(
-                    row.id,
-                    "evidence_refused",
-                    now,
-                    actor_id=actor_id,
-                    actor_name=actor_name,
-                    reason=str(verdict.refusal),
-                    media=str(evidence.kind),
-                    message_id=msg.message_id,
-                    distance_m=verdict.distance_m,
-                )
-                enqueue_message(
-                    uow,
-                    row,
-                    "refusal",
-                    msg.chat_id,
-                    self.texts.refused(verdict.refusal),
-                    now,
-                    reply_to=msg.message_id,
-                    key=f"{row.id}:refused:{msg.message_id}",
-                )
-                await uow.commit()
-                return EvidenceOutcome.REFUSED
-            if row.state is not HazardState.OPEN:
-                uow.events.append(
-                    row.id,
-                    "evidence_extra",
-                    now,
-                    actor_id=actor_id,
-                    actor_name=actor_name,
-                    media=str(evidence.kind),
-                    message_id=msg.message_id,
-                )
-                await uow.commit()
-                return EvidenceOutcome.EXTRA
-            decision = decide(to_domain(row), SiteEvidence(), now)
-            if not await uow.hazards.apply(row, decision.hazard):
-                return EvidenceOutcome.NO_HAZARD  # another process moved it first
-            uow.events.append(
-                row.id,
-                "on_site",
-                now,
-                actor_id=actor_id,
-                actor_name=actor_name,
-                media=str(evidence.kind),
-                message_id=msg.message_id,
-            )
-            how = "照片" if evidence.kind is EvidenceKind.PHOTO else "位置"
-            if self.texts.language == "en":
-                how = "photo" if evidence.kind is EvidenceKind.PHOTO else "location"
-            text = self.texts.on_site(number=row.number, who=msg.sender.name, how=how)
-            enqueue_message(
-                uow,
-                row,
-                "on_site",
-                msg.chat_id,
-                text,
-                now,
-                reply_to=msg.message_id,
-                key=f"{row.id}:v{row.version}:on_site",
-            )
-            await uow.commit()
-            return EvidenceOutcome.ON_SITE
-
-    async def _target(
-        self, uow: UnitOfWork, msg: GroupMessage, caption: str | None
+    async def _acknowledged_hazard(
+        self, uow: UnitOfWork, msg: GroupMessage, now: datetime
     ) -> HazardRow | None:
         if msg.reply_to is not None:
             row = await uow.hazards.by_message(msg.chat_id, msg.reply_to)
-            if row is not None:
-                return row
-        number = hazard_number_in(caption)
-        if number is not None:
-            return await uow.hazards.by_number(msg.chat_id, number)
-        return None
+            return row if row is not None and row.state is HazardState.OPEN else None
+        open_rows = await uow.hazards.open_in_chat(msg.chat_id)
+        if len(open_rows) != 1:
+            return None
+        row = open_rows[0]
+        chain = ChainSnapshot.from_json(row.chain)
+        in_chain = chain.includes(msg.sender.user_id, msg.sender.username, up_to=chain.top)
+        recent = now - row.opened_at <= ACK_WINDOW
+        return row if in_chain and recent and not msg.sender.anonymous else None
 
-    # ---- people ------------------------------------------------------------------------------
+    # ---- evidence ----------------------------------------------------------------------------
 
-    async def started(self, sender: Sender) -> str:
-        """A /start in a DM: the person can now be reached by the escalation DMs."""
+    async def evidence(
+        self, msg: GroupMessage, evidence: Evidence, caption: str | None = None
+    ) -> EvidenceOutcome:
+        """A photo or location in the group: judged against the hazard it belongs to.
+
+        The hazard is the one replied to, else the `#N` in the caption, else the group's only
+        open hazard; with several open, the sender is asked with buttons. Media from people who
+        could never count, without an explicit target, is ordinary chat and stays unanswered.
+        """
+        now = self._clock.now()
         async with self._uow() as uow:
-            await uow.people.mark_started(
-                sender.user_id, sender.username, sender.name, self._clock.now()
+            project_cfg = await self.project_in(uow, msg.chat_id)
+            if project_cfg is None:
+                return EvidenceOutcome.NO_HAZARD
+            if await uow.evidence.for_message(msg.chat_id, msg.message_id) is not None:
+                return EvidenceOutcome.ALREADY
+            row = await self._replied_hazard(uow, msg)
+            number = hazard_number_in(caption) if row is None else None
+            if row is None and number is not None:
+                row = await uow.hazards.by_number(msg.chat_id, number)
+                if row is None:
+                    await self.say(
+                        uow,
+                        None,
+                        "no_such_hazard",
+                        msg.chat_id,
+                        self.texts.no_such_hazard(number=number),
+                        reply_to=msg.message_id,
+                        key=f"nohazard:{msg.chat_id}:{msg.message_id}",
+                    )
+                    await uow.commit()
+                    return EvidenceOutcome.NO_HAZARD
+            if row is None:
+                open_rows = await uow.hazards.open_in_chat(msg.chat_id)
+                anyone = self._anyone(project_cfg)
+                eligible = [r for r in open_rows if anyone or _in_chain(r, msg.sender)]
+                if not eligible:
+                    return EvidenceOutcome.NO_HAZARD
+                if len(open_rows) > 1:
+                    await self._ask(uow, msg, evidence, eligible)
+                    await uow.commit()
+                    return EvidenceOutcome.ASKED
+                row = open_rows[0]
+            if row.state not in ACTIVE_STATES:
+                return EvidenceOutcome.NO_HAZARD
+            outcome = await self._judge(uow, row, msg, evidence, project_cfg, now)
+            await uow.commit()
+            return outcome
+
+    async def evidence_by_dm(self, msg: GroupMessage, evidence: Evidence) -> EvidenceOutcome:
+        """A photo or location sent to the bot in a DM, as a reply to a hazard's DM."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if await uow.evidence.for_message(msg.chat_id, msg.message_id) is not None:
+                return EvidenceOutcome.ALREADY
+            source = (
+                await uow.outbox.by_sent_message(msg.chat_id, msg.reply_to)
+                if msg.reply_to is not None
+                else None
+            )
+            row = (
+                await uow.hazards.get(source.hazard_id)
+                if source is not None and source.hazard_id is not None
+                else None
+            )
+            project_cfg = await self.project_in(uow, row.chat_id) if row is not None else None
+            if row is None or project_cfg is None:
+                text = self.texts.dm_evidence_hint()
+            elif row.state not in ACTIVE_STATES:
+                text = self.texts.button_inactive(number=row.number, state=row.state)
+            else:
+                outcome = await self._judge(uow, row, msg, evidence, project_cfg, now, by_dm=True)
+                await uow.commit()
+                return outcome
+            await self.say(
+                uow,
+                None,
+                "dm_hint",
+                msg.chat_id,
+                text,
+                reply_to=msg.message_id,
+                key=f"dmhint:{msg.chat_id}:{msg.message_id}",
             )
             await uow.commit()
-        return self.texts.started(name=sender.name)
+            return EvidenceOutcome.NO_HAZARD
+
+    async def choose_hazard(
+        self, chat_id: int, question_id: int, presser: Sender, number: int
+    ) -> tuple[str, bool]:
+        """A button under "which hazard is this for?": the sender's answer is judged as if sent
+        with #N. Returns the callback answer, and whether the question is settled."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            question = await uow.outbox.by_sent_message(chat_id, question_id)
+            if question is None or question.purpose != "ask":
+                return self.texts.button_unknown(), True
+            data = question.payload["evidence"]
+            if presser.user_id != data["sender"]["user_id"] or presser.anonymous:
+                return self.texts.ask_not_yours(), False
+            if await uow.evidence.for_message(chat_id, data["message_id"]) is not None:
+                return self.texts.ask_done(), True
+            row = await uow.hazards.by_number(chat_id, number)
+            project_cfg = await self.project_in(uow, chat_id)
+            if row is None or project_cfg is None or row.state not in ACTIVE_STATES:
+                return self.texts.button_unknown(), True
+            msg = GroupMessage(chat_id, data["message_id"], Sender(**data["sender"]))
+            await self._judge(uow, row, msg, Evidence.from_json(data["input"]), project_cfg, now)
+            await uow.commit()
+            return self.texts.ask_chosen(number=number), True
+
+    async def live_location_moved(self, msg: GroupMessage, evidence: Evidence) -> EvidenceOutcome:
+        """A live location update (an edit): it may complete a visit that began outside the fence.
+
+        Only a location already recorded as outside the site is looked at again; an edit can
+        never turn another message (a 收到, a photo) into evidence.
+        """
+        now = self._clock.now()
+        async with self._uow() as uow:
+            prior = await uow.evidence.for_message(msg.chat_id, msg.message_id)
+            if prior is None or prior.accepted or prior.refusal != Refusal.OUTSIDE_SITE:
+                return EvidenceOutcome.ALREADY
+            row = await uow.hazards.get(prior.hazard_id)
+            project_cfg = await self.project_in(uow, row.chat_id) if row is not None else None
+            if row is None or project_cfg is None or row.state not in ACTIVE_STATES:
+                return EvidenceOutcome.NO_HAZARD
+            outcome = await self._judge(
+                uow, row, msg, evidence, project_cfg, now, by_dm=msg.chat_id > 0, prior=prior
+            )
+            await uow.commit()
+            return outcome
+
+    async def is_evidence(self, msg: GroupMessage) -> bool:
+        """Whether this message was already taken as evidence (or as a report's photo)."""
+        async with self._uow() as uow:
+            return await uow.evidence.for_message(msg.chat_id, msg.message_id) is not None
+
+    async def _replied_hazard(self, uow: UnitOfWork, msg: GroupMessage) -> HazardRow | None:
+        if msg.reply_to is None:
+            return None
+        return await uow.hazards.by_message(msg.chat_id, msg.reply_to)
+
+    async def _ask(
+        self, uow: UnitOfWork, msg: GroupMessage, evidence: Evidence, options: list[HazardRow]
+    ) -> None:
+        """Several hazards are open: ask the sender which one, with a button per hazard."""
+        keyboard = self.texts.ask_keyboard([(r.number, r.text) for r in options])
+        data = {
+            "message_id": msg.message_id,
+            "sender": asdict(msg.sender),
+            "input": evidence.to_json(),
+        }
+        await self.say(
+            uow,
+            None,
+            "ask",
+            msg.chat_id,
+            self.texts.ask_which(str(evidence.input.kind)),
+            reply_to=msg.message_id,
+            key=f"ask:{msg.chat_id}:{msg.message_id}",
+            payload={"reply_markup": keyboard, "evidence": data},
+        )
+
+    def _anyone(self, project_cfg: ProjectConfig) -> bool:
+        evidence_from = project_cfg.evidence_from or self.config.defaults.evidence_from
+        return evidence_from == "anyone"
+
+    async def _judge(
+        self,
+        uow: UnitOfWork,
+        row: HazardRow,
+        msg: GroupMessage,
+        evidence: Evidence,
+        project_cfg: ProjectConfig,
+        now: datetime,
+        *,
+        by_dm: bool = False,
+        prior: EvidenceRow | None = None,
+    ) -> EvidenceOutcome:
+        """Judge evidence for one hazard, record it, and say the outcome in one short line.
+
+        `prior` is the stored row of a live location being updated: it is updated in place, and
+        a location still outside the fence stays silent (the first refusal already said so).
+        """
+        ev = evidence.input
+        await self.seen(uow, msg.sender)
+        used = (
+            ev.kind is EvidenceKind.PHOTO
+            and ev.file_unique_id is not None
+            and await uow.evidence.photo_used(ev.file_unique_id)
+        )
+        site = project_cfg.site
+        verdict = judge_evidence(
+            ev,
+            chain=to_domain(row).chain,
+            level=row.level,
+            anyone=self._anyone(project_cfg),
+            site=Site(site.lat, site.lon, site.radius_m) if site else None,
+            photo_used_before=used,
+        )
+        refusal = str(verdict.refusal) if verdict.refusal else None
+        if prior is None:
+            uow.evidence.add(
+                EvidenceRow(
+                    hazard_id=row.id,
+                    kind=str(ev.kind),
+                    user_id=ev.user_id,
+                    chat_id=msg.chat_id,
+                    message_id=msg.message_id,
+                    file_unique_id=ev.file_unique_id,
+                    lat=ev.lat,
+                    lon=ev.lon,
+                    accepted=verdict.accepted,
+                    refusal=refusal,
+                    at=now,
+                )
+            )
+        else:
+            prior.lat, prior.lon = ev.lat, ev.lon
+            prior.accepted, prior.refusal = verdict.accepted, refusal
+        actor_id, actor_name = ev.user_id, self.name_of(msg.sender)
+        media = self.texts.how(str(ev.kind), live=evidence.live, by_dm=by_dm)
+        if not verdict.accepted:
+            assert verdict.refusal is not None
+            if prior is not None:
+                return EvidenceOutcome.REFUSED
+            uow.events.append(
+                row.id,
+                "evidence_refused",
+                now,
+                actor_id=actor_id,
+                actor_name=actor_name,
+                reason=str(verdict.refusal),
+                media=media,
+                message_id=msg.message_id,
+                distance_m=round(verdict.distance_m) if verdict.distance_m is not None else None,
+            )
+            await self.say(
+                uow,
+                row,
+                "refusal",
+                msg.chat_id,
+                self.texts.refused(verdict.refusal, verdict.distance_m),
+                reply_to=msg.message_id,
+                key=f"{row.id}:refused:{msg.chat_id}:{msg.message_id}",
+            )
+            return EvidenceOutcome.REFUSED
+        if row.state is not HazardState.OPEN:
+            uow.events.append(
+                row.id,
+                "evidence_extra",
+                now,
+                actor_id=actor_id,
+                actor_name=actor_name,
+                media=media,
+                message_id=msg.message_id,
+            )
+            return EvidenceOutcome.EXTRA
+        decision = decide(to_domain(row), SiteEvidence(), now)
+        if not await uow.hazards.apply(row, decision.hazard):
+            return EvidenceOutcome.NO_HAZARD  # another process moved it first
+        uow.events.append(
+            row.id,
+            "on_site",
+            now,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            media=media,
+            message_id=msg.message_id,
+        )
+        text = self.texts.on_site(number=row.number, who=self.name_of(msg.sender), how=media)
+        await self.say(
+            uow,
+            row,
+            "on_site",
+            row.chat_id,
+            text,
+            reply_to=row.report_message_id if by_dm else msg.message_id,
+            key=f"{row.id}:v{row.version}:on_site",
+        )
+        if by_dm:
+            await self.say(
+                uow,
+                row,
+                "dm_on_site",
+                msg.chat_id,
+                self.texts.dm_on_site(number=row.number),
+                reply_to=msg.message_id,
+                key=f"{row.id}:v{row.version}:dm_on_site",
+            )
+        return EvidenceOutcome.ON_SITE
 
     def _policy(self) -> Policy:
         d = self.config.defaults
@@ -359,3 +663,11 @@ class HazardService:
             max_repeats=d.max_repeats,
             rectify_within=d.rectify_within,
         )
+
+
+def _in_chain(row: HazardRow, sender: Sender) -> bool:
+    """Whether the sender is anywhere in the hazard's chain (called yet or not)."""
+    if sender.anonymous:
+        return False
+    chain = ChainSnapshot.from_json(row.chain)
+    return chain.includes(sender.user_id, sender.username, up_to=chain.top)

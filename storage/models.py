@@ -139,6 +139,7 @@ class HazardEvent(Base):
 
 class EvidenceRow(Base):
     __tablename__ = "evidence"
+    __table_args__ = (Index("ix_evidence_message", "chat_id", "message_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hazard_id: Mapped[int] = mapped_column(ForeignKey("hazards.id"), index=True)
@@ -158,7 +159,11 @@ class OutboxRow(Base):
     """A Bot API call to make, written in the same transaction as the change that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_ready", "status", "not_before"),)
+    __table_args__ = (
+        Index("ix_outbox_ready", "status", "not_before"),
+        # Replies to a bot message (evidence in a DM, a chosen button) are found by its id.
+        Index("ix_outbox_sent", "chat_id", "sent_message_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hazard_id: Mapped[int | None] = mapped_column(ForeignKey("hazards.id"), index=True)
@@ -179,3 +184,23 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None]
     sent_message_id: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ChatMigration(Base):
+    """A group that became a supergroup; the config may still name the old id."""
+
+    __tablename__ = "chat_migrations"
+
+    old_chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    new_chat_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    at: Mapped[datetime]
+
+
+class Binding(Base):
+    """A person who opened the bot through a project's start link (keyed by the config chat id)."""
+
+    __tablename__ = "bindings"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    bound_at: Mapped[datetime]
