@@ -124,25 +124,21 @@ class Classifier:
 
     def _scan(self, norm: str) -> list[_Hit]:
         """Every lexicon term and pattern in the text, in order of position."""
-        info = self._lex.info
-        hits = [_Hit(start, end, term, *info[term]) for start, end, term in self._lex.terms(norm)]
         lex = self._lex
-        scripts = (not norm.isascii(), _LATIN.search(norm) is not None)  # (Chinese, English)
-        patterns = list(lex.act_patterns)
-        if any(not h.kinds.isdisjoint(_PAIRED_OBJECTS) for h in hits):
-            patterns += lex.state_patterns
-        matches = [
-            m
-            for pattern, script in zip(patterns, scripts * 2, strict=False)
-            if script
-            for m in pattern.finditer(norm)
-        ]
+        info = lex.info
+        hits = [_Hit(start, end, term, *info[term]) for start, end, term in lex.terms(norm)]
+        paired = any(not h.kinds.isdisjoint(_PAIRED_OBJECTS) for h in hits)
+        chinese, english = lex.all_patterns if paired else lex.act_patterns
         extra = []
-        for m in matches:
-            role = lex.pattern_roles[str(m.lastgroup)]
-            extra.append(
-                _Hit(m.start(), m.end(), m.group(), (role,), frozenset((role.kind,)), False)
-            )
+        for pattern in (
+            chinese if not norm.isascii() else None,
+            english if _LATIN.search(norm) else None,
+        ):
+            if pattern is None:
+                continue
+            for m in pattern.finditer(norm):
+                roles, kinds = lex.pattern_info[str(m.lastgroup)]
+                extra.append(_Hit(m.start(), m.end(), m.group(), roles, kinds, False))
         if extra:
             hits = sorted(hits + extra, key=lambda h: h.start)
         return hits

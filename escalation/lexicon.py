@@ -99,9 +99,10 @@ class Lexicon:
     info: Mapping[str, tuple[tuple[Role, ...], frozenset[str], bool]]
     lengths: Mapping[str, tuple[int, ...]]
     singles: frozenset[str]
-    state_patterns: tuple[re.Pattern[str], re.Pattern[str]]  # (Chinese, English)
+    # (Chinese, English) regexes: acts alone, and acts with states (run beside an object).
     act_patterns: tuple[re.Pattern[str], re.Pattern[str]]
-    pattern_roles: Mapping[str, Role]
+    all_patterns: tuple[re.Pattern[str], re.Pattern[str]]
+    pattern_info: Mapping[str, tuple[tuple[Role, ...], frozenset[str]]]
     stats: re.Pattern[str]
     ack_full: re.Pattern[str]
     ack_chars: frozenset[str]
@@ -260,15 +261,15 @@ def build(
         _add(roles, filters[key], Role(kind, GENERIC))
     _add(roles, extra_not_hazard, Role(NOT_HAZARD, GENERIC))
 
-    # Regexes for states and for acts, each split by script; the name of the group that
-    # matched says the role. State patterns only matter next to an object, so the classifier
-    # runs them only then.
+    # Regexes for acts, and for acts with states, each split by script; the name of the group
+    # that matched says the role. State patterns only matter next to an object, so the
+    # classifier runs the second only then.
     pattern_roles: dict[str, Role] = {}
     table = data["patterns"]
     state_sources = [(FAILURE, GENERIC, table["failure"]), (PRESENCE, GENERIC, table["presence"])]
     act_sources = [(ACT, category, terms) for category, terms in table["acts"].items()]
-    state_patterns = _named_alternations(state_sources, pattern_roles)
     act_patterns = _named_alternations(act_sources, pattern_roles)
+    all_patterns = _named_alternations(act_sources + state_sources, pattern_roles)
 
     ack = data["ack"]
     core = [normalise(t) for t in (*ack["core"], *extra_ack)]
@@ -283,9 +284,9 @@ def build(
         },
         lengths=_lengths_by_prefix(roles),
         singles=frozenset(term for term in roles if len(term) == 1),
-        state_patterns=state_patterns,
         act_patterns=act_patterns,
-        pattern_roles=pattern_roles,
+        all_patterns=all_patterns,
+        pattern_info={name: ((r,), frozenset((r.kind,))) for name, r in pattern_roles.items()},
         stats=re.compile("|".join(f"(?:{p})" for p in filters["stats_patterns"])),
         ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
         ack_chars=frozenset("".join(vocabulary) + " "),
