@@ -94,7 +94,6 @@ class Lexicon:
     """Compiled lexicon: terms indexed for a longest-match scan, patterns, the ack grammar."""
 
     roles: Mapping[str, tuple[Role, ...]]
-    kinds: Mapping[str, frozenset[str]]
     # Per term: its roles, the set of their kinds, whether it is ASCII (one lookup per hit).
     info: Mapping[str, tuple[tuple[Role, ...], frozenset[str], bool]]
     lengths: Mapping[str, tuple[int, ...]]
@@ -277,7 +276,6 @@ def build(
     ack_alt = _alternation(t for t in vocabulary if t)
     return Lexicon(
         roles={term: tuple(rs) for term, rs in roles.items()},
-        kinds={term: frozenset(r.kind for r in rs) for term, rs in roles.items()},
         info={
             term: (tuple(rs), frozenset(r.kind for r in rs), term.isascii())
             for term, rs in roles.items()
@@ -320,24 +318,11 @@ _SURNAMES = (
     "魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常"
     "武乔贺赖龚文"
 )
-_TITLES = (
-    "工",
-    "总工",
-    "总",
-    "经理",
-    "主任",
-    "科长",
-    "队长",
-    "师傅",
-    "老师",
-    "书记",
-    "班长",
-    "局",
-    "部长",
-)
-_NAME_TITLE = re.compile(f"(?:[{_SURNAMES}]|老|小)(?:{'|'.join(_TITLES)})")
+# 总工 comes before 总, so the longer title is removed whole.
+_TITLES = "工|总工|总|经理|主任|科长|队长|师傅|老师|书记|班长|局|部长"
+_NAME_TITLE = re.compile(f"(?:[{_SURNAMES}]|老|小)(?:{_TITLES})")
 # Chinese characters an ack may contain besides its words: those of names and titles.
-NAME_CHARS = frozenset(_SURNAMES + "老小" + "".join(_TITLES))
+NAME_CHARS = frozenset(_SURNAMES + "老小" + _TITLES.replace("|", ""))
 _NOISE = re.compile(r"[^\w\s'👍]|[0-9_]")
 
 
