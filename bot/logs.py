@@ -35,6 +35,8 @@ def configure_logging(*, verbose: bool, secrets: list[str]) -> None:
     # httpx logs every request line; at INFO that is one line per long poll.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.INFO)
+    # APScheduler logs every run of every job at INFO: the precise wake-ups would flood the log.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # The token is also a path segment of every URL: redact the whole token and its secret half.
     parts = [s for token in secrets for s in (token, token.partition(":")[2])]
     redact = RedactSecrets(parts)

@@ -38,7 +38,7 @@ class OutboxDispatcher:
         bot: Bot,
         clock: Clock,
         *,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta = timedelta(seconds=30),
         batch: int = 100,
         concurrency: int = 16,
         max_attempts: int = 5,

@@ -10,7 +10,7 @@ handlers that are idempotent per message, exactly once.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
@@ -19,14 +19,14 @@ from telegram.ext import Application, ExtBot
 
 @dataclass
 class Cursor:
-    """How far updates were handed to the Updater, and how far they were handled."""
+    """How far updates were handed to the Updater, and which of those are not handled yet."""
 
     delivered_up_to: int = -1
-    handled_up_to: int | None = None
+    unhandled: set[int] = field(default_factory=set)
 
 
 class ConfirmAfterHandlingBot(ExtBot[Any]):
-    """An ExtBot whose getUpdates offset trails the last update the application handled."""
+    """An ExtBot whose getUpdates offset never passes an update the application has not handled."""
 
     __slots__ = ("cursor",)
 
@@ -37,8 +37,8 @@ class ConfirmAfterHandlingBot(ExtBot[Any]):
 
     async def get_updates(self, offset: int | None = None, *args: Any, **kwargs: Any) -> Any:
         cursor = self.cursor
-        if cursor.handled_up_to is not None and offset is not None:
-            offset = min(offset, cursor.handled_up_to + 1)
+        if cursor.unhandled and offset is not None:
+            offset = min(offset, min(cursor.unhandled))
         updates = await super().get_updates(offset, *args, **kwargs)
         fresh = tuple(u for u in updates if u.update_id > cursor.delivered_up_to)
         if updates and not fresh:
@@ -46,6 +46,7 @@ class ConfirmAfterHandlingBot(ExtBot[Any]):
             await asyncio.sleep(0.05)
         if fresh:
             cursor.delivered_up_to = fresh[-1].update_id
+            cursor.unhandled.update(u.update_id for u in fresh)
         return fresh
 
 
@@ -57,5 +58,4 @@ class SitewalkApplication(Application[Any, Any, Any, Any, Any, Any]):
             await super().process_update(update)
         finally:
             if isinstance(update, Update) and isinstance(self.bot, ConfirmAfterHandlingBot):
-                cursor = self.bot.cursor
-                cursor.handled_up_to = max(cursor.handled_up_to or 0, update.update_id)
+                self.bot.cursor.unhandled.discard(update.update_id)
