@@ -196,6 +196,9 @@ class Escalator:
         level = hazard.chain.level(call.level)
         project_name = project_cfg.name if project_cfg else str(row.chat_id)
         acked = lookups.acked.get(row.id, [])
+        # "Overdue since" is the first deadline nobody met, not the due time of this call.
+        first_missed = hazard.due_after(hazard.opened_at, hazard.level_deadline(1))
+        overdue = min(call.overdue_since, first_missed) if call.overdue_since else first_missed
         out: list[OutboxRow] = []
         for member in level.members:
             if member.user_id is None:
@@ -215,7 +218,7 @@ class Escalator:
                     number=row.number,
                     project=project_name,
                     text=row.text,
-                    overdue=call.overdue_since,
+                    overdue=overdue,
                     k=call.repeat,
                     of=hazard.policy.max_repeats,
                     acked=acked,
@@ -229,7 +232,7 @@ class Escalator:
                     text=row.text,
                     reporter=row.reporter_name,
                     opened=row.opened_at,
-                    overdue=call.overdue_since,
+                    overdue=overdue,
                     skipped=call.skipped,
                     told=told,
                     acked=acked,
