@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # A page holds this many lines, and never more than PAGE_CHARS characters.
 PAGE_LINES = 15
 PAGE_CHARS = 3500
-_START_PAYLOAD = re.compile(r"p(\d{1,20})")
+_START_PAYLOAD = re.compile(r"p(\d{1,16})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +198,8 @@ class Commands:
         async with self._core.uow() as uow:
             if kind == "hz":
                 pages = await self._hazard_pages(uow, chat_id)
-            elif kind == "tl":
-                pages = await self._timeline_pages(uow, chat_id, int(arg))
+            elif kind == "tl" and (hazard := _number(arg)) is not None:
+                pages = await self._timeline_pages(uow, chat_id, hazard)
             elif kind == "ch":
                 pages = await self._chain_pages(uow, chat_id)
             elif kind == "mine" and sender is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from telegram import ChatMember, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, ChatMember, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -52,7 +52,10 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, on_migrate))
     app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, on_edit))
     app.add_handler(ChatMemberHandler(on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
-    app.add_handler(CallbackQueryHandler(on_button))
+    app.add_handler(CallbackQueryHandler(on_page, pattern=r"^pg:"))
+    app.add_handler(CallbackQueryHandler(on_which_hazard, pattern=r"^ev:"))
+    app.add_handler(CallbackQueryHandler(on_dm_button, pattern=r"^(go|sent|stop):"))
+    app.add_handler(CallbackQueryHandler(on_other_button))
 
 
 # ---- parsing ---------------------------------------------------------------------------------
@@ -336,37 +339,71 @@ async def on_private_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 # ---- buttons ---------------------------------------------------------------------------------
 
 
-async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Every inline button: ev:N (which hazard), pg:… (pages), go/sent/stop:ID (DM actions)."""
-    query = update.callback_query
-    if query is None or query.data is None or query.from_user is None:
+async def on_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """‹ › under a long list: the message is edited to show the page asked for."""
+    query, presser = _pressed(update)
+    message = query.message if query and isinstance(query.message, Message) else None
+    if query is None or presser is None or message is None:
+        return
+    kind, _, tail = (query.data or "").removeprefix("pg:").partition(":")
+    arg, _, page_no = tail.rpartition(":")
+    page = await runtime(context).service.commands.page(
+        message.chat_id, kind, arg, _small_int(page_no) or 1, sender=presser
+    )
+    await query.answer()
+    if page.text != message.text:
+        await message.edit_text(page.text, reply_markup=_markup(page.keyboard))
+
+
+async def on_which_hazard(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """ev:N under "which hazard is this for?": the sender's photo goes to #N."""
+    query, presser = _pressed(update)
+    message = query.message if query and isinstance(query.message, Message) else None
+    number = _small_int((query.data or "").removeprefix("ev:")) if query else None
+    if query is None or presser is None or message is None or number is None:
         return
     rt = runtime(context)
-    user = query.from_user
-    presser = Sender(user.id, user.username, user.full_name)
-    action, _, rest = query.data.partition(":")
-    message = query.message if isinstance(query.message, Message) else None
-    if action == "pg" and message is not None:
-        kind, _, tail = rest.partition(":")
-        arg, _, number = tail.rpartition(":")
-        page = await rt.service.commands.page(
-            message.chat_id, kind, arg, int(number) if number.isdigit() else 1, sender=presser
-        )
-        await query.answer()
-        await message.edit_text(page.text, reply_markup=_markup(page.keyboard))
-        return
-    if action == "ev" and message is not None and rest.isdigit():
-        answer, settled = await rt.service.choose_hazard(
-            message.chat_id, message.message_id, presser, int(rest)
-        )
-        await query.answer(answer)
-        if settled:
-            await message.edit_text(f"{message.text}\n→ {answer}")
-    elif rest.isdigit():
-        await query.answer(await rt.service.buttons.pressed(presser, action, int(rest)))
-    else:
-        await query.answer(rt.service.texts.button_unknown())
+    answer, settled = await rt.service.choose_hazard(
+        message.chat_id, message.message_id, presser, number
+    )
+    await query.answer(answer)
+    if settled:
+        await message.edit_text(f"{message.text}\n→ {answer}")
     await rt.changed()
+
+
+async def on_dm_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """我去现场 / 已安排人员 / 叫停施工 under an escalation DM (go:ID, sent:ID, stop:ID)."""
+    query, presser = _pressed(update)
+    if query is None or presser is None:
+        return
+    action, _, rest = (query.data or "").partition(":")
+    hazard_id = _small_int(rest)
+    rt = runtime(context)
+    if hazard_id is None:
+        await query.answer(rt.service.texts.button_unknown())
+        return
+    await query.answer(await rt.service.buttons.pressed(presser, action, hazard_id))
+    await rt.changed()
+
+
+async def on_other_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Data this bot never put on a button (old or forged): a short answer, nothing else."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(runtime(context).service.texts.button_unknown())
+
+
+def _pressed(update: Update) -> tuple[CallbackQuery | None, Sender | None]:
+    query = update.callback_query
+    if query is None or query.from_user is None:
+        return query, None
+    user = query.from_user
+    return query, Sender(user.id, user.username, user.full_name)
+
+
+def _small_int(text: str) -> int | None:
+    """A number from button data, small enough for an INTEGER column; forged data gives None."""
+    return int(text) if text.isdigit() and len(text) <= 9 else None
 
 
 def _markup(keyboard: dict[str, Any] | None) -> InlineKeyboardMarkup | None:

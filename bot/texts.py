@@ -74,11 +74,11 @@ _T: dict[str, dict[str, str]] = {
         "en": "Hello {name}. Noted: I will message you when a hazard is escalated to you.",
     },
     "nobody": {"zh": "无", "en": "nobody"},
-    "refused": {"zh": "未计入到场:{reason}", "en": "Not counted as a site visit: {reason}"},
+    "refused": {"zh": "未计入到场:{reason}", "en": "Not counted as a visit: {reason}"},
     "left": {"zh": "{m} 分钟", "en": "{m} min"},
     "overdue_now": {"zh": "已超时", "en": "overdue"},
     # ---- evidence ----
-    "refused_distance": {"zh": "(距工地约 {d} 米)", "en": " (about {d} m from the site)"},
+    "refused_distance": {"zh": "(距工地约 {d} 米)", "en": " (about {d} m away)"},
     "how_photo": {"zh": "照片", "en": "photo"},
     "how_location": {"zh": "位置", "en": "location"},
     "how_live": {"zh": "实时位置", "en": "live location"},
@@ -266,17 +266,16 @@ _REFUSALS: dict[Refusal, dict[str, str]] = {
     Refusal.FORWARDED: {"zh": "转发的照片或位置不算", "en": "forwarded media does not count"},
     Refusal.REUSED_PHOTO: {"zh": "这张照片已被用作证据", "en": "this photo was already used"},
     Refusal.OUTSIDE_SITE: {
-        "zh": "位置不在工地范围内;到现场后请发送实时位置",
-        "en": "the location is outside the site; share your live location once there",
+        "zh": "位置不在工地范围内{distance};到现场后请发实时位置",
+        "en": "outside the site{distance}; share a live location from there",
     },
     Refusal.VENUE: {
         "zh": "地图选点不算,请发送实时位置",
         "en": "a place picked on a map does not count; share your live location",
     },
     Refusal.NOT_IN_CHAIN: {
-        "zh": "你不在本隐患当前被通知的责任人之中,已作为补充信息记录,计时继续",
-        "en": "you are not among the people this hazard has called so far; kept as extra "
-        "information, the clock keeps running",
+        "zh": "你不在本隐患目前通知到的责任人之中;已作为补充信息记录,计时继续",
+        "en": "you are not among the people called so far; kept as extra info, the clock runs on",
     },
 }
 
@@ -343,9 +342,8 @@ class Texts:
         return self._t("on_site", n=number, who=who, how=how)
 
     def refused(self, reason: Refusal, distance_m: float | None = None) -> str:
-        text = _REFUSALS[reason][self.language]
-        if reason is Refusal.OUTSIDE_SITE and distance_m is not None:
-            text += self._t("refused_distance", d=round(distance_m))
+        distance = "" if distance_m is None else self._t("refused_distance", d=round(distance_m))
+        text = _REFUSALS[reason][self.language].format(distance=distance)
         return self._t("refused", reason=text)
 
     def dm_escalation(
@@ -539,7 +537,11 @@ class Texts:
         values = {k: _short(v) for k, v in detail.items()}
         values.setdefault("reason", "")
         if kind == "evidence_refused" and detail.get("reason") in _REFUSAL_VALUES:
-            values["reason"] = _REFUSALS[Refusal(detail["reason"])][self.language]
+            distance = detail.get("distance_m")
+            reason = _REFUSALS[Refusal(detail["reason"])][self.language]
+            values["reason"] = reason.format(
+                distance=self._t("refused_distance", d=distance) if distance is not None else ""
+            )
         try:
             what = words.format_map(_Missing(values))
         except (ValueError, IndexError):  # a stored detail that does not fit the wording
