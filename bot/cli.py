@@ -1,4 +1,4 @@
-"""The `sitewalk` command line: run, check-config, classify, demo."""
+"""The `sitewalk` command line: run, check-config, dry-run, classify, demo."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from bot.config import Config, ConfigError, LexiconConfig, load_config
+from bot.config import ConfigError, LexiconConfig, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
@@ -24,6 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check = sub.add_parser("check-config", help="validate a config file; exit 0 or 2")
     check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "--db", metavar="URL", help="read who the bot has seen here (default: the config's storage)"
+    )
+
+    dry = sub.add_parser("dry-run", help="how a text is read, its card and escalation schedule")
+    dry.add_argument("--config", required=True, metavar="FILE")
+    dry.add_argument("--chat", required=True, type=int, metavar="ID", help="the project's chat_id")
+    dry.add_argument("--at", metavar='"YYYY-MM-DD HH:MM"', help="local report time (default: now)")
+    dry.add_argument("text", help="the message as it would be posted in the group")
 
     classify = sub.add_parser("classify", help="JSON lines: how each stdin line is read")
     classify.add_argument("--config", metavar="FILE", help="use this file's [lexicon] additions")
@@ -37,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args.config, args.verbose)
         if args.command == "check-config":
-            return _check_config(args.file)
+            return _check_config(args.file, args.db)
+        if args.command == "dry-run":
+            return _dry_run(args.config, args.chat, args.text, args.at)
         if args.command == "classify":
             return _classify(args.config)
         if args.command == "demo":
@@ -55,29 +67,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_FAILED  # pragma: no cover - parser.error exits
 
 
-def _check_config(path: str) -> int:
+def _check_config(path: str, db_url: str | None) -> int:
+    from bot.checkconfig import read_directory, summary
+
     config = load_config(path)
-    print(summary(config))
+    directory = read_directory(config, db_url)
+    print(summary(config, path, directory, datetime.now(UTC)))
     return EXIT_OK
 
 
-def summary(config: Config) -> str:
-    """One screen: projects, levels, people and deadlines."""
-    from escalation.durations import format_duration
+def _dry_run(path: str, chat_id: int, text: str, at: str | None) -> int:
+    from bot.dryrun import classifier_for, parse_at, render
 
-    lines = [f"OK: {len(config.projects)} project(s), storage {config.storage.url.split('://')[0]}"]
-    for project in config.projects:
-        lines.append(f"- {project.name} (chat {project.chat_id})")
-        for number, level in enumerate(project.chain, 1):
-            people = ", ".join(
-                m.name or (f"@{m.username}" if m.username else str(m.id)) for m in level.members
-            )
-            lines.append(
-                f"    {number}. {level.role}: {people} — {format_duration(level.deadline)}"
-            )
-        if len(project.chain) == 1:
-            lines.append("    warning: a single level; nobody above it will be told")
-    return "\n".join(lines)
+    config = load_config(path)
+    project = config.project_for_chat(chat_id)
+    if project is None:
+        known = ", ".join(str(p.chat_id) for p in config.projects)
+        print(f"{path}: no project has chat_id {chat_id} (known: {known})", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
+        now = parse_at(at, config.defaults.timezone) if at else datetime.now(UTC)
+    except ValueError as exc:
+        print(f"sitewalk dry-run: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    print(render(config, project, text, now.astimezone(UTC), classifier_for(config)))
+    return EXIT_OK
 
 
 def _classify(config_path: str | None) -> int:
@@ -104,7 +118,9 @@ def _run(path: str, verbose: bool) -> int:
     config = load_config(path)
     token = config.telegram.token()
     configure_logging(verbose=verbose, secrets=[token.get_secret_value()])
-    app = build_application(config, token=token.get_secret_value(), clock=SystemClock())
+    app = build_application(
+        config, token=token.get_secret_value(), clock=SystemClock(), config_path=path
+    )
     logging.getLogger("sitewalk").info(
         "starting: %d project(s), Bot API %s", len(config.projects), config.telegram.api_base_url
     )

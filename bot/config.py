@@ -1,10 +1,14 @@
-"""The TOML config contract as frozen pydantic models, and loading it from a file."""
+"""The TOML config contract as frozen pydantic models, and loading it with located errors."""
 
 from __future__ import annotations
 
+import difflib
+import functools
+import itertools
 import os
+import re
 import tomllib
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,12 +20,16 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from bot.configfile import key_lines, line_of
 from escalation.chain import ChainLevel, ChainSnapshot, Member
 from escalation.durations import DurationError, parse_duration
+from escalation.hazard import Policy
+from escalation.workhours import WorkCalendar
 
 
 def _to_duration(value: Any) -> timedelta:
@@ -37,12 +45,14 @@ Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Strict: TOML has real types, so a quoted number or a number for a duration is a typo to
+    # report, not a value to coerce.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class WebhookConfig(_Frozen):
     listen: str = "0.0.0.0"  # a webhook must be reachable from Telegram
-    port: int = 8443
+    port: int = Field(default=8443, ge=1, le=65535)
     url: str
     secret_env: str = "SITEWALK_WEBHOOK_SECRET"
 
@@ -125,10 +135,24 @@ class Defaults(_Frozen):
         return _check_positive(value)
 
 
+_USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
+
+
 class MemberEntry(_Frozen):
     id: int | None = None
     username: str | None = None
-    name: str | None = None
+    name: str | None = Field(default=None, min_length=1)
+
+    @field_validator("username")
+    @classmethod
+    def _plain_username(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        bare = value.removeprefix("@")
+        if not _USERNAME.match(bare):
+            msg = f"{value!r} is not a Telegram username (letters, digits and _)"
+            raise ValueError(msg)
+        return bare
 
     @model_validator(mode="after")
     def _id_or_username(self) -> MemberEntry:
@@ -137,6 +161,11 @@ class MemberEntry(_Frozen):
             raise ValueError(msg)
         return self
 
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return f"@{self.username}" if self.username else str(self.id)
+
 
 def _to_member(value: Any) -> Any:
     if isinstance(value, bool):
@@ -144,10 +173,13 @@ def _to_member(value: Any) -> Any:
     if isinstance(value, int):
         return {"id": value}
     if isinstance(value, str):
-        if not value.startswith("@") or len(value) < 2:
+        if value.lstrip("-").isdigit():
+            msg = f"{value!r}: write a numeric id without quotes"
+            raise ValueError(msg)
+        if not value.startswith("@"):
             msg = f'{value!r}: write a numeric id or "@username"'
             raise ValueError(msg)
-        return {"username": value[1:]}
+        return {"username": value}
     return value
 
 
@@ -171,12 +203,95 @@ class SiteConfig(_Frozen):
     radius_m: float = Field(gt=0)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_INTERVAL = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _to_interval(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # let pydantic name the wrong type
+    match = _INTERVAL.match(value)
+    if match is None:
+        msg = f'{value!r}: write "HH:MM-HH:MM", e.g. "08:00-12:00"'
+        raise ValueError(msg)
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if m1 > 59 or m2 > 59 or h1 > 23 or (h2, m2) > (24, 0):
+        msg = f"{value!r}: not a time of day"
+        raise ValueError(msg)
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start >= end:
+        msg = f"{value!r}: must end after it starts (split a night shift at 24:00)"
+        raise ValueError(msg)
+    return (start, end)
+
+
+Interval = Annotated[tuple[int, int], BeforeValidator(_to_interval)]
+
+
+class WorkingHoursConfig(_Frozen):
+    """Optional per project: normal hazards' deadlines then count only working time."""
+
+    days: list[Weekday] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1)
+    hours: list[Interval] = Field(default=[(8 * 60, 12 * 60), (13 * 60, 18 * 60)], min_length=1)
+    holidays: Literal["cn", "none"] = "cn"
+
+    @field_validator("hours")
+    @classmethod
+    def _no_overlap(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        ordered = sorted(value)
+        for (_, end), (start, _) in itertools.pairwise(ordered):
+            if start < end:
+                msg = "intervals overlap"
+                raise ValueError(msg)
+        return ordered
+
+    @field_validator("days")
+    @classmethod
+    def _unique_days(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            msg = "a day is listed twice"
+            raise ValueError(msg)
+        return value
+
+    def calendar(self, timezone: str) -> WorkCalendar:
+        holidays, workdays = cn_calendar() if self.holidays == "cn" else (frozenset(), frozenset())
+        return WorkCalendar(
+            timezone,
+            frozenset(WEEKDAYS.index(d) for d in self.days),
+            tuple(self.hours),
+            holidays=holidays,
+            workdays=workdays,
+        )
+
+
+@functools.cache
+def cn_calendar() -> tuple[frozenset[date], frozenset[date]]:
+    """China's public holidays and make-up working days (调休), from `chinese-calendar`."""
+    import chinese_calendar  # type: ignore[import-untyped]  # the package ships no type hints
+
+    holidays: dict[date, Any] = chinese_calendar.holidays
+    workdays: dict[date, Any] = chinese_calendar.workdays
+    return frozenset(holidays), frozenset(workdays)
+
+
+def cn_calendar_years() -> range:
+    """The years whose official holidays `chinese-calendar` knows."""
+    holidays, _ = cn_calendar()
+    return range(min(holidays).year, max(holidays).year + 1)
+
+
+# A hazard carries the holidays of the next year with it; no escalation chain runs longer.
+CALENDAR_HORIZON = timedelta(days=400)
+
+
 class ProjectConfig(_Frozen):
     name: str = Field(min_length=1)
     chat_id: int
     site: SiteConfig | None = None
     chain: list[LevelConfig] = Field(min_length=1)
     evidence_from: Literal["chain", "anyone"] | None = None
+    working_hours: WorkingHoursConfig | None = None
 
     def snapshot(self) -> ChainSnapshot:
         """The chain as the core sees it, to copy onto a new hazard."""
@@ -193,6 +308,10 @@ class ProjectConfig(_Frozen):
                 for level in self.chain
             )
         )
+
+    def usernames(self) -> list[str]:
+        """Members written as @username without an id: resolved when the bot first sees them."""
+        return [m.username for lv in self.chain for m in lv.members if m.id is None and m.username]
 
 
 class LexiconConfig(_Frozen):
@@ -212,7 +331,9 @@ class Config(_Frozen):
     projects: list[ProjectConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_chats(self) -> Config:
+    def _unique_chats(self, info: ValidationInfo) -> Config:
+        if info.context and info.context.get("located"):
+            return self  # parse_config reports it with the line of the second chat_id
         seen: set[int] = set()
         for project in self.projects:
             if project.chat_id in seen:
@@ -226,6 +347,23 @@ class Config(_Frozen):
             if project.chat_id == chat_id:
                 return project
         return None
+
+    def policy(self, project: ProjectConfig, now: datetime) -> Policy:
+        """The timing rules to copy onto a hazard of `project` opened at `now`."""
+        d = self.defaults
+        calendar = None
+        if project.working_hours is not None:
+            today = now.astimezone(ZoneInfo(d.timezone)).date()
+            calendar = project.working_hours.calendar(d.timezone).window(
+                today - timedelta(days=1), today + CALENDAR_HORIZON
+            )
+        return Policy(
+            critical_factor=d.critical_factor,
+            repeat_every=d.repeat_every,
+            max_repeats=d.max_repeats,
+            rectify_within=d.rectify_within,
+            calendar=calendar,
+        )
 
 
 class Problem:
@@ -241,6 +379,9 @@ class Problem:
     def render(self, path: str) -> str:
         return f"{path}:{self.line or 1}: {self.key or '(file)'}: {self.message}"
 
+    def __repr__(self) -> str:
+        return f"Problem({self.line!r}, {self.key!r}, {self.message!r})"
+
 
 class ConfigError(Exception):
     """The config file cannot be used; `problems` says why, one entry per problem."""
@@ -250,38 +391,153 @@ class ConfigError(Exception):
         super().__init__("; ".join(f"{p.key}: {p.message}" for p in problems))
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
+def dotted(path: tuple[int | str, ...]) -> str:
+    """`projects.0.chain.1.deadline`: list indices as numbers between dots."""
+    return ".".join(str(part) for part in path)
+
+
+_SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column \d+\)\s*$")
+_SYNTAX_END = re.compile(r"\s*\(at end of document\)\s*$")
 
 
 def parse_config(text: str) -> Config:
-    """Parse TOML text into a Config, or raise ConfigError listing every problem."""
+    """Parse TOML text into a Config, or raise ConfigError listing every problem with its line."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        detail = getattr(exc, "msg", str(exc))
-        raise ConfigError([Problem(line, "", f"TOML syntax: {detail}")]) from None
+        raise ConfigError([_syntax_problem(exc, text)]) from None
+    lines = key_lines(text)
+    problems = _cross_checks(data, lines)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data, context={"located": True})
     except ValidationError as exc:
-        problems = [
-            Problem(None, _dotted(tuple(err["loc"])), err["msg"].removeprefix("Value error, "))
-            for err in exc.errors()
-        ]
-        raise ConfigError(problems) from None
+        problems += [_problem(err, lines) for err in exc.errors()]
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0, p.key))
+        raise ConfigError(problems)
+    return config
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(None, "", "the file is not UTF-8 text")]) from None
     except OSError as exc:
-        raise ConfigError([Problem(None, "", f"cannot read the file: {exc.strerror}")]) from None
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError([Problem(None, "", f"cannot read the file: {reason}")]) from None
     return parse_config(text)
+
+
+def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str) -> Problem:
+    message = str(exc)
+    line: int | None = getattr(exc, "lineno", None)  # Python 3.14 has it; 3.11 only says it
+    found = _SYNTAX_AT.search(message)
+    if found:
+        line = line or int(found.group(1))
+        message = message[: found.start()]
+    elif _SYNTAX_END.search(message):
+        line = line or text.count("\n") + 1
+        message = _SYNTAX_END.sub("", message)
+    return Problem(line, "(syntax)", f"TOML syntax: {message}")
+
+
+def _cross_checks(data: dict[str, Any], lines: dict[tuple[str | int, ...], int]) -> list[Problem]:
+    """Rules across entries, checked on the raw data so they are reported with everything else."""
+    problems: list[Problem] = []
+    projects = data.get("projects")
+    if not isinstance(projects, list):
+        return problems
+    first: dict[int, int] = {}
+    for index, project in enumerate(projects):
+        chat_id = project.get("chat_id") if isinstance(project, dict) else None
+        if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+            continue
+        if chat_id in first:
+            path = ("projects", index, "chat_id")
+            other = ("projects", first[chat_id], "chat_id")
+            msg = f"chat_id {chat_id} is already used by {dotted(other)} (line {lines.get(other)})"
+            problems.append(Problem(line_of(lines, path), dotted(path), msg))
+        else:
+            first[chat_id] = index
+    return problems
+
+
+_TYPE_NAMES = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list [...]",
+    "model_type": "a table",
+    "dict_type": "a table",
+    "tuple_type": "a string",
+}
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _known_keys() -> list[str]:
+    models: list[type[BaseModel]] = [
+        Config,
+        TelegramConfig,
+        WebhookConfig,
+        StorageConfig,
+        Defaults,
+        LexiconConfig,
+        ProjectConfig,
+        SiteConfig,
+        LevelConfig,
+        MemberEntry,
+        WorkingHoursConfig,
+    ]
+    return sorted({name for model in models for name in model.model_fields})
+
+
+def _problem(err: Any, lines: dict[tuple[str | int, ...], int]) -> Problem:
+    loc: tuple[str | int, ...] = tuple(err["loc"])
+    kind, last = err["type"], (loc[-1] if loc else "")
+    if kind == "missing":
+        if last == "chain":
+            message = "a project needs a chain: add at least one [[projects.chain]] level"
+        elif last == "projects":
+            message = "no project: add at least one [[projects]] table"
+        else:
+            message = f"required key `{last}` is missing"
+    elif kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(last), _known_keys(), n=1)
+        if close and close[0] == last:
+            message = (
+                f"`{last}` does not belong in this table (a key written below a [table] header "
+                "belongs to that table)"
+            )
+        else:
+            message = f"unknown key `{last}`" + (f"; did you mean `{close[0]}`?" if close else "")
+    elif kind == "too_short" and last in ("members", "chain", "projects", "days", "hours"):
+        message = {
+            "members": "a level needs at least one member",
+            "chain": "a project needs a chain: add at least one [[projects.chain]] level",
+            "projects": "no project: add at least one [[projects]] table",
+            "days": "list at least one working day",
+            "hours": "list at least one interval",
+        }[str(last)]
+    elif kind in _TYPE_NAMES:
+        message = f"expected {_TYPE_NAMES[kind]}, got {_toml_type(err.get('input'))}"
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+    return Problem(line_of(lines, loc), dotted(loc), message)

@@ -22,7 +22,6 @@ from escalation.evidence import EvidenceInput, EvidenceKind, Refusal, Site, judg
 from escalation.hazard import (
     ACTIVE_STATES,
     HazardState,
-    Policy,
     SiteEvidence,
     decide,
     open_hazard,
@@ -216,7 +215,7 @@ class HazardService:
             decision = open_hazard(
                 number=number,
                 chain=chain,
-                policy=self._policy(),
+                policy=self.config.policy(project_cfg, now),  # working hours included
                 critical=critical,
                 now=now,
             )
@@ -654,15 +653,6 @@ class HazardService:
                 key=f"{row.id}:v{row.version}:dm_on_site",
             )
         return EvidenceOutcome.ON_SITE
-
-    def _policy(self) -> Policy:
-        d = self.config.defaults
-        return Policy(
-            critical_factor=d.critical_factor,
-            repeat_every=d.repeat_every,
-            max_repeats=d.max_repeats,
-            rectify_within=d.rectify_within,
-        )
 
 
 def _in_chain(row: HazardRow, sender: Sender) -> bool:
