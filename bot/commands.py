@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 # A page holds this many lines, and never more than PAGE_CHARS characters.
 PAGE_LINES = 15
 PAGE_CHARS = 3500
-_START_PAYLOAD = re.compile(r"p(\d{1,16})")
+_NUMBER = re.compile(r"[0-9]{1,7}")  # ASCII only: str.isdigit() also accepts "²"
+_START_PAYLOAD = re.compile(r"p([0-9]{1,16})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +309,7 @@ class Commands:
 def _number(arg: str) -> int | None:
     """ "3" or "#3" → 3; anything else is not a hazard number."""
     text = arg.strip().removeprefix("#")
-    return int(text) if text.isdigit() and len(text) <= 7 else None
+    return int(text) if _NUMBER.fullmatch(text) else None
 
 
 async def publish_commands(bot: Bot, language: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from telegram import CallbackQuery, ChatMember, InlineKeyboardMarkup, Message, Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANONYMOUS_ADMIN_ID = 1087968824
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts "²"
 _ADMINS = (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
 _JOINED = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.RESTRICTED)
 
@@ -352,7 +354,7 @@ async def on_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
     await query.answer()
     if page.text != message.text:
-        await message.edit_text(page.text, reply_markup=_markup(page.keyboard))
+        await _edit(message, page.text, page.keyboard)
 
 
 async def on_which_hazard(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -368,7 +370,7 @@ async def on_which_hazard(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
     await query.answer(answer)
     if settled:
-        await message.edit_text(f"{message.text}\n→ {answer}")
+        await _edit(message, f"{message.text}\n→ {answer}", None)
     await rt.changed()
 
 
@@ -401,9 +403,17 @@ def _pressed(update: Update) -> tuple[CallbackQuery | None, Sender | None]:
     return query, Sender(user.id, user.username, user.full_name)
 
 
+async def _edit(message: Message, text: str, keyboard: dict[str, Any] | None) -> None:
+    """Edit the bot's message under a button; one that is gone, or not the bot's, is left alone."""
+    try:
+        await message.edit_text(text, reply_markup=_markup(keyboard))
+    except BadRequest as exc:
+        log.info("could not edit message %s in %s: %s", message.message_id, message.chat_id, exc)
+
+
 def _small_int(text: str) -> int | None:
     """A number from button data, small enough for an INTEGER column; forged data gives None."""
-    return int(text) if text.isdigit() and len(text) <= 9 else None
+    return int(text) if _DIGITS.fullmatch(text) else None
 
 
 def _markup(keyboard: dict[str, Any] | None) -> InlineKeyboardMarkup | None:

@@ -32,7 +32,7 @@ from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-_HASH_NUMBER = re.compile(r"#\s?(\d{1,7})")
+_HASH_NUMBER = re.compile(r"#\s?([0-9]{1,7})")
 SEEN_EMOJI = "👀"
 # A bare 收到 that replies to nothing still counts as an answer to the one open hazard when a
 # chain member types it this soon after the card. Config key to add: defaults.ack_window.
@@ -430,6 +430,8 @@ class HazardService:
             )
             project_cfg = await self.project_in(uow, row.chat_id) if row is not None else None
             if row is None or project_cfg is None:
+                if not self._in_some_chain(msg.sender):
+                    return EvidenceOutcome.NO_HAZARD  # a stranger's photo: not ours to answer
                 text = self.texts.dm_evidence_hint()
             elif row.state not in ACTIVE_STATES:
                 text = self.texts.button_inactive(number=row.number, state=row.state)
@@ -524,6 +526,13 @@ class HazardService:
             key=f"ask:{msg.chat_id}:{msg.message_id}",
             payload={"reply_markup": keyboard, "evidence": data},
         )
+
+    def _in_some_chain(self, sender: Sender) -> bool:
+        """Whether any configured project has this person in its chain."""
+        if sender.anonymous:
+            return False
+        chains = (project.snapshot() for project in self.config.projects)
+        return any(c.includes(sender.user_id, sender.username, up_to=c.top) for c in chains)
 
     def _anyone(self, project_cfg: ProjectConfig) -> bool:
         evidence_from = project_cfg.evidence_from or self.config.defaults.evidence_from

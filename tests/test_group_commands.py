@@ -332,3 +332,30 @@ async def test_dm_button_from_outside_the_chain_is_refused(
         assert "不在 #1 的责任链上" in bot.api.callback_answers[-1]["text"]
         assert await bot.events("stop_work") == []
         assert not any("停工令" in t for t in bot.group_texts())
+
+
+async def test_forged_button_data_gets_a_short_answer_and_changes_nothing(
+    config: Config, database: Database
+) -> None:
+    """Buttons with data the bot never sent (odd digits, unknown ids, another's message) are
+    answered briefly and change nothing."""
+    async with running_bot(config, database, start=T0) as bot:
+        report = await bot.say(REPORTER, REPORT)
+        world = bot.api.world
+        for data in ("go:²", "stop:99999999999999", "ev:1", "pg:tl:²:1", "zz"):
+            # A modified client can send any data on any message; the sandbox's press_button
+            # refuses data that no button carries, so the query is written into its world.
+            query = {
+                "id": str(4_000_000_000_000 + world.serial()),
+                "from": world.user(OUTSIDER).user,
+                "chat_instance": "1",
+                "message": bot.api.message(GROUP, report["message_id"]),
+                "data": data,
+            }
+            world.callback(query)
+            world.enqueue("callback_query", query)
+        await bot.settle()
+        assert len(bot.api.callback_answers) == 5
+        [hazard] = await bot.hazards()
+        assert hazard.state is HazardState.OPEN
+        assert len(bot.group_texts()) == 1

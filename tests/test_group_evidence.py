@@ -298,3 +298,12 @@ async def test_photo_with_a_hazard_caption_is_a_report_with_its_photo(
         assert dm["photo"][-1]["file_unique_id"] == unique
         assert "#1" in dm["caption"]
         assert dm["reply_markup"]["inline_keyboard"]
+
+
+async def test_a_strangers_dm_photo_gets_no_answer(config: Config, database: Database) -> None:
+    """Someone in no project's chain who sends the bot a photo is not answered at all."""
+    async with running_bot(config, database, start=T0) as bot:
+        bot.api.post_photo(OUTSIDER, OUTSIDER)
+        await bot.settle()
+        assert bot.api.sent(OUTSIDER) == []
+        assert await bot.outbox() == []
