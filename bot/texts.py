@@ -35,11 +35,11 @@ _T: dict[str, dict[str, str]] = {
     "dm_escalation": {
         "zh": "🔺 隐患 #{n}({project})已升级到你:{role}\n「{text}」\n报告人:{reporter},{opened}\n"
         "自 {overdue} 起超时,无人到场。{skipped}\n已通知:{told}\n只回复了「收到」:{acked}\n"
-        "请到现场,或安排人员到场后在群里回复照片或位置。",
+        "请到现场:回复这条私信,或在群里,发照片或位置。也可用下面的按钮。",
         "en": '🔺 Hazard #{n} ({project}) is now yours: {role}\n"{text}"\nReported by {reporter} '
         "at {opened}\nOverdue since {overdue}; nobody went to the site. {skipped}\nAlready told: "
-        '{told}\nOnly typed "noted": {acked}\nGo to the site, or send someone, and reply in the '
-        "group with a photo or location.",
+        '{told}\nOnly typed "noted": {acked}\nGo to the site and send a photo or location, as a '
+        "reply to this message or in the group. The buttons below say what you are doing.",
     },
     "dm_repeat": {
         "zh": "⏰ 提醒({k}/{of}):隐患 #{n}({project})仍无人到场。\n「{text}」\n自 {overdue} 起超时。"
@@ -49,9 +49,9 @@ _T: dict[str, dict[str, str]] = {
     },
     "dm_critical": {
         "zh": "🛑 紧急隐患 #{n}({project}),你是第1级:{role}\n「{text}」\n请立即叫停施工并到现场,"
-        "在 {deadline} 前回复照片或位置。",
+        "在 {deadline} 前回复这条私信或在群里发照片或位置。",
         "en": '🛑 Critical hazard #{n} ({project}); you are level 1: {role}\n"{text}"\nStop the work '
-        "and go to the site; reply with a photo or location before {deadline}.",
+        "and go to the site; before {deadline}, reply here or in the group with a photo or location.",
     },
     "skipped": {
         "zh": "服务中断期间跳过了第 {levels} 级。",
