@@ -56,6 +56,8 @@ class LexiconExtension:
 # Chinese packs a clause into a few characters; English spends more on articles and spaces.
 _GAP_ZH = 10
 _GAP_EN = 32
+# How far back a Chinese failure may find the topic of the clause before (see `_topic`).
+_TOPIC_GAP_ZH = 20
 # Longer messages are not bare acknowledgements, and the ack grammar backtracks.
 _ACK_MAX_CHARS = 80
 _SENTENCE_END = re.compile(r"[。!?;\n]|\.(?:\s|$)")
@@ -69,9 +71,9 @@ _PROMISE = re.compile(
     r"马上|立即|立刻|今天|明天|之前|之内|下班前|尽快|会|将|\bwill\b|\btoday\b|\basap\b"
 )
 _EVIDENCE_KINDS = frozenset({lx.ACT, lx.HAZARD_WORD, lx.IMMINENCE})
-# Objects that pattern states (failure, presence) can pair with.
+# Objects that pattern states (failure, presence, proximity) can pair with.
 _PAIRED_OBJECTS = frozenset(
-    kind for kind, states in lx.PAIRS.items() if states & {lx.FAILURE, lx.PRESENCE}
+    kind for kind, states in lx.PAIRS.items() if states & {lx.FAILURE, lx.PRESENCE, lx.PROXIMITY}
 )
 _FILTER_KINDS = frozenset({lx.NEGATION, lx.RESOLUTION, lx.NOTICE})
 # Filters that deny or close a hazard; unlike a notice or a question they outrank imminence.
@@ -128,7 +130,17 @@ class Classifier:
         info = lex.info
         hits = [_Hit(start, end, term, *info[term]) for start, end, term in lex.terms(norm)]
         paired = any(not h.kinds.isdisjoint(_PAIRED_OBJECTS) for h in hits)
-        chinese, english = lex.all_patterns if paired else lex.act_patterns
+        extra = self._pattern_hits(norm, lex.all_patterns if paired else lex.act_patterns)
+        if not paired and any(not h.kinds.isdisjoint(_PAIRED_OBJECTS) for h in extra):
+            # A pattern found the object (a load on the hook); its states may be patterns too.
+            extra = self._pattern_hits(norm, lex.all_patterns)
+        if extra:
+            hits = sorted(hits + extra, key=lambda h: h.start)
+        return hits
+
+    def _pattern_hits(self, norm: str, patterns: tuple[lx.PatternSet, lx.PatternSet]) -> list[_Hit]:
+        """Hits of the (Chinese, English) patterns; each runs only on text in its script."""
+        chinese, english = patterns
         extra = []
         for pattern in (
             chinese if not norm.isascii() else None,
@@ -136,12 +148,9 @@ class Classifier:
         ):
             if pattern is None:
                 continue
-            for m in pattern.finditer(norm):
-                roles, kinds = lex.pattern_info[str(m.lastgroup)]
+            for m, roles, kinds in pattern.hits(norm):
                 extra.append(_Hit(m.start(), m.end(), m.group(), roles, kinds, False))
-        if extra:
-            hits = sorted(hits + extra, key=lambda h: h.start)
-        return hits
+        return extra
 
     def _hazard(self, text: str, norm: str, hits: list[_Hit]) -> Classification | None:
         """A hazard when some sentence holds evidence that no filter in its segment cancels.
@@ -176,7 +185,7 @@ class Classifier:
             filters += seg_filters
             denials = [r for r in seg_filters if r.startswith(_DENIALS)]
             for sentence_hits, sentence_text in _sentences(seg_hits, norm, start, end):
-                found, why, urgent = self._evidence(sentence_hits)
+                found, why, urgent = self._evidence(sentence_hits, norm)
                 if urgent and not denials:
                     # Urgency counts for the whole message: "有人在下面！吊的钢管没捆牢".
                     imminent += urgent
@@ -232,7 +241,9 @@ class Classifier:
             fired.append(f"stats:{stats.group().strip()}")
         return fired
 
-    def _evidence(self, hits: list[_Hit]) -> tuple[list[tuple[str, str]], list[str], list[_Hit]]:
+    def _evidence(
+        self, hits: list[_Hit], norm: str
+    ) -> tuple[list[tuple[str, str]], list[str], list[_Hit]]:
         """Acts, hazard words and object-state pairs in one sentence; and imminence words."""
         found: list[tuple[str, str]] = []
         why: list[str] = []
@@ -255,7 +266,7 @@ class Classifier:
                     states.append(h)
         for state in states:
             kinds = [r.kind for r in state.roles if r.kind in lx.STATE_ROLES]
-            for obj, role, kind in self._subjects(state, kinds, objects):
+            for obj, role, kind in self._subjects(state, kinds, objects, norm):
                 if role.kind == lx.AMENITY:
                     continue  # the air conditioner is broken, not the crane
                 category = role.category
@@ -267,7 +278,7 @@ class Classifier:
 
     @staticmethod
     def _subjects(
-        state: _Hit, state_kinds: list[str], objects: list[tuple[_Hit, lx.Role]]
+        state: _Hit, state_kinds: list[str], objects: list[tuple[_Hit, lx.Role]], norm: str
     ) -> list[tuple[_Hit, lx.Role, str]]:
         """The objects a state describes, each with the role the state plays for it.
 
@@ -276,7 +287,8 @@ class Classifier:
         back to the other side ("X没有了", "X missing"). A term that can be either (没铺)
         takes whichever reading finds the closer object. A proximity relates two things, so
         it describes every object in reach ("高压线底下有吊车，离得很近"), except an ignition
-        source, whose danger is what it ignites.
+        source, whose danger is what it ignites. With nothing in reach, a failure may still
+        describe the topic of the clause before (see `_topic`).
         """
         reach: list[tuple[int, int, _Hit, lx.Role, str]] = []
         for kind in state_kinds:
@@ -287,12 +299,14 @@ class Classifier:
                     continue
                 after = obj.start >= state.end
                 gap = obj.start - state.end if after else state.start - obj.end
+                if kind == lx.PROXIMITY and state.start <= obj.start < state.end:
+                    gap = 0  # "离锯片就几公分": the pattern names the thing it is close to
                 limit = _GAP_EN if obj.latin or state.latin else _GAP_ZH
                 if 0 <= gap <= limit:
                     wrong_side = after if kind != lx.ABSENCE else not after
                     reach.append((int(wrong_side), gap, obj, role, kind))
         if not reach:
-            return []
+            return _topic(state, state_kinds, objects, norm)
         if lx.PROXIMITY in state_kinds:
             return [(obj, role, kind) for _, _, obj, role, kind in reach]
         _, _, obj, role, kind = min(reach, key=lambda r: (r[0], r[1]))
@@ -359,6 +373,11 @@ class Classifier:
             rule = "rule:opens_with_ack"
         if not core:
             return None
+        claims = [h.term for h in hits if _has(h, lx.RESOLUTION)]
+        if claims and not _PROMISE.search(norm):
+            # "这个已经处理了" is made of ack words, but it says the work is done.
+            why_not = (*_dedupe(f"resolution:{term}" for term in claims), "rule:no_evidence")
+            return Classification(text, Kind.OTHER, None, Severity.NORMAL, why_not)
         reasons = (*_dedupe(f"ack:{term}" for term in core), rule)
         return Classification(text, Kind.ACK, None, Severity.NORMAL, reasons)
 
@@ -373,7 +392,9 @@ class Classifier:
         if not core:
             return []
         rest = [h for h in hits if h.start >= end.end()]
-        if any(_has(h, lx.QUESTION) or _has(h, lx.NOTICE) for h in rest):
+        # 通知 after 收到 promises to notify someone; as a notice it would end the ack.
+        notices = (h for h in rest if _has(h, lx.NOTICE) and h.term not in self._lex.ack_words)
+        if any(_has(h, lx.QUESTION) for h in rest) or any(notices):
             return []
         claims = any(_has(h, lx.NEGATION) or _has(h, lx.RESOLUTION) for h in rest)
         if claims and not _PROMISE.search(norm, end.end()):
@@ -406,6 +427,32 @@ def _before_connective(hits: list[_Hit], norm: str, position: int) -> str:
     if before and _has(before[-1], lx.CONNECTIVE):
         return norm[: before[-1].start]
     return norm[:position]
+
+
+def _topic(
+    state: _Hit, state_kinds: list[str], objects: list[tuple[_Hit, lx.Role]], norm: str
+) -> list[tuple[_Hit, lx.Role, str]]:
+    """The object a Chinese failure describes from a clause before: "砖墙砌了三米多高，…，就晃".
+
+    A Chinese sentence names its topic once and comments on it in the clauses that follow, so
+    a failure with no object in reach may describe the nearest one before it, at most two
+    commas back and _TOPIC_GAP_ZH characters away. Not when the failure modifies what follows
+    it ("松动的那个抽屉"), and not across another object.
+    """
+    if state.latin or lx.FAILURE not in state_kinds or norm.startswith("的", state.end):
+        return []
+    before = [(obj, role) for obj, role in objects if obj.end <= state.start]
+    if not before:
+        return []
+    obj, role = max(before, key=lambda o: o[0].end)
+    between = norm[obj.end : state.start]
+    if (
+        lx.FAILURE not in lx.PAIRS[role.kind]
+        or len(between) > _TOPIC_GAP_ZH
+        or sum(between.count(c) for c in ",、") > 2
+    ):
+        return []
+    return [(obj, role, lx.FAILURE)]
 
 
 def _question(hits: list[_Hit], sentence: str) -> list[str]:

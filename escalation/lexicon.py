@@ -19,12 +19,14 @@ PROCEDURE = "procedure"
 ZONE = "zone"
 FUEL = "fuel"
 AMENITY = "amenity"
+OPERATOR = "operator"
 CONTEXT = "context"
 FAILURE = "failure"
 ABSENCE = "absence"
 PRESENCE = "presence"
 IGNITION = "ignition"
 PROXIMITY = "proximity"
+UNFIT = "unfit"
 ACT = "act"
 HAZARD_WORD = "hazard_word"
 IMMINENCE = "imminence"
@@ -43,9 +45,10 @@ PAIRS: Mapping[str, frozenset[str]] = {
     ZONE: frozenset({PRESENCE}),
     FUEL: frozenset({IGNITION, PROXIMITY}),
     AMENITY: frozenset({FAILURE, ABSENCE}),
+    OPERATOR: frozenset({UNFIT}),
 }
 OBJECT_ROLES = frozenset(PAIRS) | {CONTEXT}
-STATE_ROLES = frozenset({FAILURE, ABSENCE, PRESENCE, IGNITION, PROXIMITY})
+STATE_ROLES = frozenset({FAILURE, ABSENCE, PRESENCE, IGNITION, PROXIMITY, UNFIT})
 GENERIC = "generic"
 
 _OBJECT_TABLES = {
@@ -56,6 +59,7 @@ _OBJECT_TABLES = {
     "zones": ZONE,
     "fuels": FUEL,
     "amenities": AMENITY,
+    "operators": OPERATOR,
     "context": CONTEXT,
 }
 _FILTER_KEYS = {
@@ -98,15 +102,15 @@ class Lexicon:
     info: Mapping[str, tuple[tuple[Role, ...], frozenset[str], bool]]
     lengths: Mapping[str, tuple[int, ...]]
     singles: frozenset[str]
-    # (Chinese, English) regexes: acts alone, and acts with states (run beside an object).
-    act_patterns: tuple[re.Pattern[str], re.Pattern[str]]
-    all_patterns: tuple[re.Pattern[str], re.Pattern[str]]
-    pattern_info: Mapping[str, tuple[tuple[Role, ...], frozenset[str]]]
+    # (Chinese, English) patterns: acts and objects alone, and with states (beside an object).
+    act_patterns: tuple[PatternSet, PatternSet]
+    all_patterns: tuple[PatternSet, PatternSet]
     stats: re.Pattern[str]
     ack_full: re.Pattern[str]
     ack_chars: frozenset[str]
     ack_han: frozenset[str]  # every Chinese character an ack can contain, names included
     ack_core: re.Pattern[str]
+    ack_words: frozenset[str]  # the core ack terms, normalised
     priority: tuple[str, ...]
     fallback: str
     sources: frozenset[str]
@@ -116,7 +120,7 @@ class Lexicon:
         """Leftmost-longest, non-overlapping lexicon terms in normalised text.
 
         Each position probes a dict with only the lengths of terms that share its first two
-        characters; that is about three times as fast as one regex alternation over 1,700
+        characters; that is about three times as fast as one regex alternation over the
         terms, which CPython's engine tries branch by branch.
         """
         found: list[tuple[int, int, str]] = []
@@ -125,10 +129,6 @@ class Lexicon:
         i = 0
         while i < size:
             ch = norm[i]
-            if ch in word and i and norm[i - 1] in word:
-                # An ASCII term never starts inside a word ("no" in "know").
-                i += 1
-                continue
             for length in lengths.get(norm[i : i + 2], ()):
                 end = i + length
                 if end > size:
@@ -139,7 +139,15 @@ class Lexicon:
                     i = end
                     break
             else:
-                if ch in singles and not (ch in word and i + 1 < size and norm[i + 1] in word):
+                if ch in word:
+                    # No term starts here, and none starts inside the word: skip it whole.
+                    word_end = _ASCII_WORD.match(norm, i)
+                    end = word_end.end() if word_end else i + 1
+                    if ch in singles and end == i + 1:
+                        found.append((i, end, ch))
+                    i = end
+                    continue
+                if ch in singles:
                     found.append((i, i + 1, ch))
                 i += 1
         return found
@@ -190,6 +198,7 @@ def _alternation(terms: Iterable[str]) -> str:
 
 
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ASCII_WORD = re.compile("[a-z0-9]+")
 
 
 def _is_han(ch: str) -> bool:
@@ -200,22 +209,211 @@ def _is_word_char(ch: str) -> bool:
     return ch in _WORD_CHARS
 
 
-def _named_alternations(
-    sources: Iterable[tuple[str, str, Iterable[str]]], names: dict[str, Role]
-) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """Two regexes of named alternatives, (Chinese, English); records each group's role.
+@dataclass(frozen=True, slots=True)
+class PatternSet:
+    """Regexes of one script as a single alternation, and the way back to the one that matched.
+
+    The alternation has no named groups: a group in front of every alternative stops CPython
+    from skipping alternatives by their first character, and made the scan twice as slow. A
+    match is traced back to its alternative by trying, in order, only those that can start
+    with its first character; the first that matches there is the one the engine took.
+    """
+
+    regex: re.Pattern[str]
+    alternatives: tuple[tuple[re.Pattern[str], tuple[Role, ...], frozenset[str]], ...]
+    by_first: Mapping[str, tuple[int, ...]]
+    anywhere: tuple[int, ...]  # alternatives whose first characters are not known
+
+    def hits(self, text: str) -> list[tuple[re.Match[str], tuple[Role, ...], frozenset[str]]]:
+        """Each match with the roles and kinds of the alternative that made it."""
+        first = self.regex.search(text)
+        if first is None:  # most messages: one call into C and out
+            return []
+        found = []
+        for m in self.regex.finditer(text, first.start()):
+            start = m.start()
+            candidates = self.by_first.get(text[start], ())
+            if self.anywhere:
+                candidates = tuple(sorted((*candidates, *self.anywhere)))
+            for index in candidates:
+                regex, roles, kinds = self.alternatives[index]
+                if regex.match(text, start):
+                    found.append((m, roles, kinds))
+                    break
+        return found
+
+
+def _pattern_sets(
+    sources: Iterable[tuple[str, str, Iterable[str]]],
+) -> tuple[PatternSet, PatternSet]:
+    """The (Chinese, English) pattern sets of the sources, each regex with its role.
 
     Split by script because CPython tries alternatives one by one at every position: a
     message in one language then pays for only that language's patterns.
     """
-    chinese: list[str] = []
-    english: list[str] = []
+    chinese: list[tuple[str, Role]] = []
+    english: list[tuple[str, Role]] = []
     for kind, category, regexes in sources:
         for regex in regexes:
-            name = f"p{len(names)}"
-            names[name] = Role(kind, category)
-            (english if regex.isascii() else chinese).append(f"(?P<{name}>{regex})")
-    return re.compile("|".join(chinese) or "(?!)"), re.compile("|".join(english) or "(?!)")
+            (english if regex.isascii() else chinese).append((regex, Role(kind, category)))
+    return _pattern_set(chinese), _pattern_set(english, word_start=True)
+
+
+def _pattern_set(entries: list[tuple[str, Role]], *, word_start: bool = False) -> PatternSet:
+    """Entries as one guarded regex; English ones (`word_start`) match only at a word's start."""
+    by_first: dict[str, list[int]] = {}
+    anywhere: list[int] = []
+    for index, (regex, _) in enumerate(entries):
+        first = _first_chars(regex)
+        if first is None:
+            anywhere.append(index)
+        for ch in first or ():
+            by_first.setdefault(ch, []).append(index)
+    return PatternSet(
+        regex=_compile_guarded([regex for regex, _ in entries], word_start=word_start),
+        alternatives=tuple(
+            (re.compile(regex), (role,), frozenset((role.kind,))) for regex, role in entries
+        ),
+        by_first={ch: tuple(indices) for ch, indices in by_first.items()},
+        anywhere=tuple(anywhere),
+    )
+
+
+def _compile_guarded(alternatives: list[str], *, word_start: bool = False) -> re.Pattern[str]:
+    """One regex of the alternatives, behind a lookahead for the characters they can start with.
+
+    CPython tries every alternative at every position; the lookahead rejects most positions
+    with one set lookup, which makes a hundred patterns cost about what ten did. English
+    patterns start at a word ("no ticket", not "piano ticket"), so a lookbehind also skips
+    every position inside a word.
+    """
+    if not alternatives:
+        return re.compile("(?!)")
+    if word_start:
+        # The lookbehind below does what each pattern's leading \\b did, once for all.
+        alternatives = [regex.removeprefix("\\b") for regex in alternatives]
+    body = "|".join(f"(?:{regex})" for regex in alternatives)
+    start = "(?<![a-z0-9])" if word_start else ""
+    first = _first_chars(body)
+    if first is None:
+        return re.compile(f"{start}(?:{body})")
+    charset = "".join(re.escape(ch) for ch in sorted(first))
+    return re.compile(f"{start}(?=[{charset}])(?:{body})")
+
+
+_CLASS_ESCAPES = {"d": "0123456789", "s": " \t\n\r\f\v"}
+
+
+class _Unknown(Exception):
+    """A construct the first-character analysis does not follow; the caller skips the guard."""
+
+
+def _first_chars(regex: str) -> frozenset[str] | None:
+    """The characters a match of `regex` can start with, or None when that is not known.
+
+    Follows the subset the lexicon's patterns use: literals, classes, groups, alternation,
+    quantifiers, \\b and lookarounds. Anything else (".", a negated class, \\w) gives None.
+    """
+    try:
+        first, nullable, end = _first_of_alternation(regex, 0, need=True)
+    except _Unknown:
+        return None
+    if nullable or end != len(regex):
+        return None
+    return frozenset(first)
+
+
+def _first_of_alternation(regex: str, i: int, *, need: bool) -> tuple[set[str], bool, int]:
+    """First characters and nullability of `a|b|...` from i up to an unmatched ")" or the end.
+
+    With `need` false the caller only wants the end: what follows a first atom never matters.
+    """
+    first: set[str] = set()
+    nullable = False
+    while True:
+        seq_first, seq_nullable, i = _first_of_sequence(regex, i, need=need)
+        first |= seq_first
+        nullable = nullable or seq_nullable
+        if i < len(regex) and regex[i] == "|":
+            i += 1
+            continue
+        return first, nullable, i
+
+
+def _first_of_sequence(regex: str, i: int, *, need: bool) -> tuple[set[str], bool, int]:
+    first: set[str] = set()
+    nullable = True
+    while i < len(regex) and regex[i] not in "|)":
+        atom_first, atom_nullable, i = _first_of_atom(regex, i, need=need and nullable)
+        if i < len(regex) and regex[i] in "?*+{":
+            if regex[i] in "?*" or regex[i : i + 3] in ("{0,", "{0}"):
+                atom_nullable = True
+            i = regex.index("}", i) + 1 if regex[i] == "{" else i + 1
+            if i < len(regex) and regex[i] == "?":
+                i += 1  # lazy
+        if nullable:
+            first |= atom_first
+            nullable = atom_nullable
+    return first, nullable, i
+
+
+def _first_of_atom(regex: str, i: int, *, need: bool) -> tuple[set[str], bool, int]:
+    ch = regex[i]
+    if ch == "\\":
+        nxt = regex[i + 1]
+        if nxt in "bB":
+            return set(), True, i + 2
+        if nxt in _CLASS_ESCAPES:
+            return set(_CLASS_ESCAPES[nxt]), False, i + 2
+        if nxt.isalnum() and need:
+            raise _Unknown
+        return {nxt}, False, i + 2
+    if ch == "[":
+        return _first_of_class(regex, i + 1, need=need)
+    if ch == "(":
+        if regex.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
+            start = i + 4 if regex[i + 2] == "<" else i + 3
+            _, _, end = _first_of_alternation(regex, start, need=False)
+            return set(), True, end + 1
+        if regex.startswith("(?:", i):
+            start = i + 3
+        elif regex.startswith("(?P<", i):
+            start = regex.index(">", i) + 1
+        elif regex.startswith("(?", i):
+            raise _Unknown
+        else:
+            start = i + 1
+        first, nullable, end = _first_of_alternation(regex, start, need=need)
+        return first, nullable, end + 1
+    if ch in ".^$" and need:
+        raise _Unknown
+    return {ch}, False, i + 1
+
+
+def _first_of_class(regex: str, i: int, *, need: bool) -> tuple[set[str], bool, int]:
+    if regex[i] == "^":
+        if need:
+            raise _Unknown
+        i += 1
+    chars: set[str] = set()
+    while regex[i] != "]":
+        ch = regex[i]
+        if ch == "\\":
+            nxt = regex[i + 1]
+            if nxt in _CLASS_ESCAPES:
+                chars |= set(_CLASS_ESCAPES[nxt])
+            elif nxt.isalnum() and need:
+                raise _Unknown
+            else:
+                chars.add(nxt)
+            i += 2
+        elif regex[i + 1] == "-" and regex[i + 2] != "]":
+            chars |= {chr(c) for c in range(ord(ch), ord(regex[i + 2]) + 1)}
+            i += 3
+        else:
+            chars.add(ch)
+            i += 1
+    return chars, False, i + 1
 
 
 def _lengths_by_prefix(terms: Iterable[str]) -> dict[str, tuple[int, ...]]:
@@ -246,7 +444,7 @@ def build(
     for table, kind in _OBJECT_TABLES.items():
         for category, terms in data["objects"][table].items():
             _add(roles, terms, Role(kind, category))
-    for kind in (FAILURE, ABSENCE, PRESENCE, IGNITION, PROXIMITY):
+    for kind in (FAILURE, ABSENCE, PRESENCE, IGNITION, PROXIMITY, UNFIT):
         _add(roles, data["states"][kind], Role(kind, GENERIC))
     acts = dict(data["acts"])
     _add(roles, acts.pop("hazard_words", ()), Role(HAZARD_WORD, GENERIC))
@@ -260,15 +458,17 @@ def build(
         _add(roles, filters[key], Role(kind, GENERIC))
     _add(roles, extra_not_hazard, Role(NOT_HAZARD, GENERIC))
 
-    # Regexes for acts, and for acts with states, each split by script; the name of the group
-    # that matched says the role. State patterns only matter next to an object, so the
-    # classifier runs the second only then.
-    pattern_roles: dict[str, Role] = {}
+    # Regexes for acts, and for acts with states, each split by script. State patterns only
+    # matter next to an object, so the classifier runs the second only then.
     table = data["patterns"]
-    state_sources = [(FAILURE, GENERIC, table["failure"]), (PRESENCE, GENERIC, table["presence"])]
+    state_sources = [
+        (kind, GENERIC, table[kind]) for kind in (FAILURE, PRESENCE, PROXIMITY) if kind in table
+    ]
+    # Acts and objects (a load on the hook: 吊着一捆钢管) stand alone, so they always run.
     act_sources = [(ACT, category, terms) for category, terms in table["acts"].items()]
-    act_patterns = _named_alternations(act_sources, pattern_roles)
-    all_patterns = _named_alternations(act_sources + state_sources, pattern_roles)
+    act_sources += [(ZONE, category, terms) for category, terms in table["zones"].items()]
+    act_patterns = _pattern_sets(act_sources)
+    all_patterns = _pattern_sets(act_sources + state_sources)
 
     ack = data["ack"]
     core = [normalise(t) for t in (*ack["core"], *extra_ack)]
@@ -284,12 +484,12 @@ def build(
         singles=frozenset(term for term in roles if len(term) == 1),
         act_patterns=act_patterns,
         all_patterns=all_patterns,
-        pattern_info={name: ((r,), frozenset((r.kind,))) for name, r in pattern_roles.items()},
-        stats=re.compile("|".join(f"(?:{p})" for p in filters["stats_patterns"])),
+        stats=_compile_guarded(list(filters["stats_patterns"])),
         ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
         ack_chars=frozenset("".join(vocabulary) + " "),
         ack_han=frozenset(ch for ch in "".join(vocabulary) if _is_han(ch)) | NAME_CHARS,
         ack_core=re.compile(_alternation(t for t in core if t)),
+        ack_words=frozenset(t for t in core if t),
         priority=tuple(data["categories"]["priority"]),
         fallback=str(data["categories"]["fallback"]),
         sources=frozenset(data["categories"]["sources"]),
