@@ -93,6 +93,74 @@ def test_a_fuel_beside_an_ignition_source_is_a_hazard(clf: Classifier) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("3号楼基坑东侧路面陷下去一截", "坍塌"),
+        ("the bank on the east side is undercut and starting to slump", "坍塌"),
+        ("formwork props are bowing under the slab pour", "坍塌"),
+        ("有辆渣土车在场内逆行", "车辆伤害"),
+        ("dump truck going the wrong way round the one-way haul road", "车辆伤害"),
+        ("吊篮钢丝绳有一处断股了", "高处坠落"),
+        ("二级箱门坏了，里面线头都露在外面", "触电"),
+        ("乙炔瓶减压阀那里漏气，嘶嘶响", "爆炸"),
+        ("8楼在动火，没审批也没看火的人", "火灾"),
+    ],
+)
+def test_failure_states_and_unsafe_acts_are_read_by_family(
+    clf: Classifier, text: str, category: str
+) -> None:
+    """Deformation verbs (陷, slump, bow), unsafe acts (逆行, wrong way) and absent watchers report."""
+    result = clf.classify(text)
+    assert (result.kind, result.category) == (Kind.HAZARD, category), result.matched
+
+
+def test_an_unfit_operator_is_a_hazard_of_the_machine_he_runs(clf: Classifier) -> None:
+    """An operator (塔吊司机) with an unfit state (喝了酒) reports a hazard, in the crane's category."""
+    result = clf.classify("塔吊司机昨晚喝了酒，今天一早又上去开了")
+    assert (result.kind, result.category) == (Kind.HAZARD, "起重伤害")
+    assert {"object:塔吊司机", "unfit:喝了酒"} <= set(result.matched)
+    assert kind_of(clf, "严禁酒后作业") is Kind.OTHER
+
+
+def test_a_load_on_the_hook_is_a_danger_zone(clf: Classifier) -> None:
+    """吊装的预制楼梯 names the load (a pattern object); a crowd under it is a critical report."""
+    result = clf.classify("吊装的预制楼梯在空中转圈，下面一群人在看热闹")
+    assert (result.kind, result.severity) == (Kind.HAZARD, Severity.CRITICAL)
+    assert "object:吊装的预制楼梯" in result.matched
+    assert kind_of(clf, "steel tubes being lifted over the canteen while people are eating") is (
+        Kind.HAZARD
+    )
+
+
+def test_a_failure_may_describe_the_topic_of_the_clause_before(clf: Classifier) -> None:
+    """In "砖墙砌了三米多高，上面也没压顶，风一大就晃" the wall sways, though 晃 is far from it."""
+    result = clf.classify("那段砖墙砌了三米多高，上面也没压顶，风一大就晃")
+    assert result.kind is Kind.HAZARD
+    assert "object:砖墙" in result.matched
+    # A failure that modifies what follows it ("松动的那个抽屉") does not look back.
+    far = "配重块的图纸和验收资料我都放在办公室第二个柜子里了，松动的那个抽屉别拉"
+    assert kind_of(clf, far) is Kind.OTHER
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "地下室的排水泵又堵了，找人掏一下",
+        "钢筋加工棚的灯坏了两个，电工有空换一下",
+        "concrete trucks stuck in traffic, half hour late",
+        "沉降观测明天上午做",
+        "昨天那个边坡裂缝复测了，没有发展",
+        "that crack is in the screed, not the slab",
+    ],
+)
+def test_broken_amenities_monitoring_and_cosmetic_defects_are_not_reports(
+    clf: Classifier, text: str
+) -> None:
+    """A blocked pump, a dead lamp, traffic, monitoring and a screed crack report no danger."""
+    assert kind_of(clf, text) is Kind.OTHER
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "西侧围挡被风刮得快倒了，随时会砸到人行道",
@@ -222,6 +290,13 @@ def test_promises_forwards_and_orders_without_action_are_acks(clf: Classifier, t
 def test_english_acknowledgements_are_acks(clf: Classifier, text: str) -> None:
     """noted, on it, roger and will do are the English 收到."""
     assert kind_of(clf, text, is_reply=True) is Kind.ACK
+
+
+def test_ack_words_that_claim_the_work_done_are_not_an_ack(clf: Classifier) -> None:
+    """ "这个已经处理了" claims a fix (other); "收到，已经在处理了" only says work has begun (ack)."""
+    assert kind_of(clf, "这个已经处理了，你看下照片", is_reply=True) is Kind.OTHER
+    assert kind_of(clf, "收到，已经在处理了", is_reply=True) is Kind.ACK
+    assert kind_of(clf, "收到，马上通知塔吊停止作业", is_reply=True) is Kind.ACK
 
 
 def test_a_bare_ack_is_an_ack_outside_a_reply_too(clf: Classifier) -> None:
@@ -421,25 +496,48 @@ class Scores:
         )
 
 
-# Floors just below what the classifier reached when they were set (docs/classifier.md has the
-# figures). The held-out file was never tuned on; its parts 2 and 3 were each run once when
-# written, and those first-run figures are the honest ones (see HELDOUT_PARTS).
-FLOORS = {
-    "messages_dev.jsonl": Scores(0.99, 0.99, 0.99, 0.99, 0.99),
-    "messages_heldout.jsonl": Scores(0.99, 0.78, 0.87, 0.95, 0.97),
+# Line ranges of the held-out files, in the order the parts were written and committed.
+HELDOUT_PARTS: dict[str, tuple[str, int, int | None]] = {
+    "part 1: written before any tuning": ("messages_heldout.jsonl", 0, 185),
+    "part 2: written after the first tuning rounds, seen since its first run": (
+        "messages_heldout.jsonl",
+        185,
+        374,
+    ),
+    "part 3: written after the last tuning round of round 1": ("messages_heldout.jsonl", 374, 566),
+    "part 4: written blind by another engineer after round 2": (
+        "messages_heldout_p4.jsonl",
+        0,
+        None,
+    ),
 }
-# Line ranges of messages_heldout.jsonl, in the order they were written and committed.
-HELDOUT_PARTS = {
-    "part 1: written before any tuning": (0, 185),
-    "part 2: written after the first tuning rounds, seen since its first run": (185, 374),
-    "part 3: written after the last tuning round": (374, 566),
+HELDOUT_FILES = ("messages_heldout.jsonl", "messages_heldout_p4.jsonl")
+
+
+def labelled_sets() -> dict[str, list[Row]]:
+    """The sets the floors guard: dev (tuned on), all held-out parts together, and part 4."""
+    return {
+        "messages_dev": load(DATA / "messages_dev.jsonl"),
+        "heldout_all": [row for name in HELDOUT_FILES for row in load(DATA / name)],
+        "heldout_p4": load(DATA / "messages_heldout_p4.jsonl"),
+    }
+
+
+# Floors just below what the classifier reached when they were set (docs/classifier.md has the
+# figures). The held-out files were never tuned on; parts 2, 3 and 4 were each run once when
+# written, and part 4 (written blind during round 2) was run once after round 2's tuning
+# ended: its figures are the honest estimate, and they fall short of the issue's targets.
+FLOORS = {
+    "messages_dev": Scores(0.99, 0.99, 0.99, 0.99, 0.99),
+    "heldout_all": Scores(0.97, 0.91, 0.94, 0.96, 0.98),
+    "heldout_p4": Scores(0.94, 0.87, 0.90, 0.93, 0.99),
 }
 
 
 @pytest.mark.parametrize("name", sorted(FLOORS))
 def test_accuracy_on_the_labelled_set_stays_above_its_floor(clf: Classifier, name: str) -> None:
     """Hazard precision, recall and F1, ack accuracy and ack precision stay above their floors."""
-    rows = load(DATA / name)
+    rows = labelled_sets()[name]
     scores, floor = Scores.of(clf, rows), FLOORS[name]
     for field in Scores.__dataclass_fields__:
         assert getattr(scores, field) >= getattr(floor, field), (field, scores)
@@ -447,14 +545,19 @@ def test_accuracy_on_the_labelled_set_stays_above_its_floor(clf: Classifier, nam
 
 def test_the_labelled_sets_look_like_real_groups() -> None:
     """Enough messages, mostly chatter, both languages, and dev and held-out never overlap."""
-    dev, held = load(DATA / "messages_dev.jsonl"), load(DATA / "messages_heldout.jsonl")
+    sets = labelled_sets()
+    dev, held = sets["messages_dev"], sets["heldout_all"]
     rows = dev + held
     assert len(rows) >= 400
     share = {k: sum(r.kind == k for r in rows) / len(rows) for k in ("hazard", "ack", "other")}
     assert 0.2 <= share["hazard"] <= 0.35, share
     assert 0.15 <= share["ack"] <= 0.3, share
     assert 0.15 <= sum(r.lang == "en" for r in rows) / len(rows) <= 0.35
-    assert not {r.text for r in dev} & {r.text for r in held}
+    # A bare 收到 or 好的 is typed in every group, so each set has its own; beyond those
+    # (up to 8 characters) no message is in both. The count, not the texts, is reported: the
+    # message must not show held-out lines to whoever is tuning.
+    overlap = {r.text for r in dev if len(r.text) > 8} & {r.text for r in held}
+    assert not overlap, f"{len(overlap)} dev messages also in held-out"
     for row in rows:
         assert (row.category is None) == (row.kind != "hazard") == (row.severity is None), row
 
@@ -462,9 +565,10 @@ def test_the_labelled_sets_look_like_real_groups() -> None:
 def report() -> None:
     """Print the figures docs/classifier.md quotes: `python -m tests.test_classifier`."""
     clf = Classifier()
-    sets = {name: load(DATA / name) for name in sorted(FLOORS)}
-    held = sets["messages_heldout.jsonl"]
-    sets |= {f"  heldout {part}": held[a:b] for part, (a, b) in HELDOUT_PARTS.items()}
+    sets = labelled_sets()
+    del sets["heldout_p4"]
+    for part, (name, start, end) in HELDOUT_PARTS.items():
+        sets[f"  heldout {part}"] = load(DATA / name)[start:end]
     for name, rows in sets.items():
         s = Scores.of(clf, rows)
         hazards = [r for r in rows if r.kind == "hazard"]
