@@ -181,6 +181,7 @@ class LocalBotApi(UserSide):
 
     def _answer(self, call: ApiCall, status: int, body: Json) -> web.Response:
         call.status = status
+        call.description = str(body.get("description", ""))
         return web.Response(
             status=status,
             body=json.dumps(body, ensure_ascii=False).encode(),

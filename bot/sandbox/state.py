@@ -24,6 +24,7 @@ class ApiCall:
     params: Json
     at: float
     status: int = 0
+    description: str = ""  # Telegram's words for an error answer
 
 
 @dataclass

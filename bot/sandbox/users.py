@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from telegram.constants import UpdateType
+
 from bot.sandbox.formatting import command_entities
 from bot.sandbox.state import ChatState, Json
 from bot.sandbox.world import MEMBER_STATUSES, World, now
+
+UPDATE_KINDS = frozenset(kind.value for kind in UpdateType)
 
 
 class UserSide:
@@ -230,6 +234,79 @@ class UserSide:
             "new_reaction": new,
         }
         return world.enqueue("message_reaction", payload)
+
+    # ---- whatever else a client can produce (odd clients, fuzzing) ----
+
+    def post_content(
+        self,
+        chat_id: int,
+        user_id: int | None,
+        content: Json,
+        *,
+        reply_to: int | None = None,
+        sender_chat_id: int | None = None,
+    ) -> Json:
+        """Any message content (sticker, document, dice, a service message, ...), stored in the
+        chat like every post; from a user, on behalf of a chat (sender_chat), or from nobody."""
+        world = self.world
+        state = world.chat(chat_id)
+        if reply_to is not None and world.find_message(state, reply_to) is None:
+            raise ValueError(f"no message {reply_to} in chat {chat_id} to reply to")
+        sender = None if user_id is None else world.user(user_id).user
+        sender_chat = None if sender_chat_id is None else world.chat(sender_chat_id).chat
+        message = world.new_message(
+            state, sender, dict(content), reply_to=reply_to, sender_chat=sender_chat
+        )
+        if world.sees(state, message):
+            world.enqueue("message", message)
+        return message
+
+    def edit_unseen(self, chat_id: int, user_id: int, message_id: int, text: str) -> Json:
+        """An edit of a message the bot never received (sent before it joined, or lost)."""
+        world = self.world
+        state = world.chat(chat_id)
+        if world.find_message(state, message_id) is not None:
+            raise ValueError(f"message {message_id} in chat {chat_id} exists: use edit_text")
+        message: Json = {
+            "message_id": message_id,
+            "date": now() - 3600,
+            "edit_date": now(),
+            "chat": state.chat,
+            "from": world.user(user_id).user,
+            **world.text_content(text),
+        }
+        return world.enqueue("edited_message", message)
+
+    def forge_callback(
+        self, user_id: int, data: str, *, chat_id: int | None = None, message_id: int | None = None
+    ) -> Json:
+        """A button press with any data, as a modified client can send it: on a stored message,
+        on one the bot can no longer see (date 0), or on no message at all (an inline one)."""
+        world = self.world
+        query: Json = {
+            "id": str(4_000_000_000_000 + world.serial()),
+            "from": world.user(user_id).user,
+            "chat_instance": str(abs(chat_id or user_id) * 7919 % 10**12),
+            "data": data,
+        }
+        if chat_id is None:
+            query["inline_message_id"] = f"inline-{world.serial()}"
+        else:
+            state = world.chat(chat_id)
+            stored = None if message_id is None else world.find_message(state, message_id)
+            query["message"] = stored or {
+                "chat": state.chat,
+                "message_id": message_id or 1,
+                "date": 0,  # InaccessibleMessage
+            }
+        world.callback(query)
+        return world.enqueue("callback_query", query)
+
+    def post_update(self, kind: str, payload: Json) -> Json:
+        """Any other update as given (channel_post, inline_query, chat_member, ...)."""
+        if kind not in UPDATE_KINDS:
+            raise ValueError(f"unknown update type {kind!r}; Telegram sends {sorted(UPDATE_KINDS)}")
+        return self.world.enqueue(kind, payload)
 
     # ---- helpers ----
 

@@ -25,6 +25,13 @@ ANONYMOUS_ADMIN: Json = {
     "first_name": "Group",
     "username": "GroupAnonymousBot",
 }
+# The `from` of a message posted on behalf of a channel (sender_chat is that channel).
+CHANNEL_BOT: Json = {
+    "id": 136817688,
+    "is_bot": True,
+    "first_name": "Channel",
+    "username": "Channel_Bot",
+}
 _ADMIN_RIGHTS = (
     "can_manage_chat",
     "can_delete_messages",
@@ -204,7 +211,7 @@ class World:
         """Store a message with the next id in the chat; `content` holds text, photo, and so on."""
         message: Json = {"message_id": state.take_message_id(), "date": now(), "chat": state.chat}
         if sender_chat is not None:
-            message["from"] = ANONYMOUS_ADMIN
+            message["from"] = ANONYMOUS_ADMIN if sender_chat["id"] == state.id else CHANNEL_BOT
             message["sender_chat"] = sender_chat
         elif sender is not None:
             message["from"] = sender
