@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -117,7 +118,10 @@ def _run(path: str, verbose: bool) -> int:
 
     config = load_config(path)
     token = config.telegram.token()
-    configure_logging(verbose=verbose, secrets=[token.get_secret_value()])
+    hook = config.telegram.webhook
+    # PTB logs setWebhook's parameters at debug: the webhook secret is redacted like the token.
+    webhook_secret = os.environ.get(hook.secret_env, "") if hook is not None else ""
+    configure_logging(verbose=verbose, secrets=[token.get_secret_value(), webhook_secret])
     app = build_application(
         config, token=token.get_secret_value(), clock=SystemClock(), config_path=path
     )
@@ -125,9 +129,6 @@ def _run(path: str, verbose: bool) -> int:
         "starting: %d project(s), Bot API %s", len(config.projects), config.telegram.api_base_url
     )
     if config.telegram.mode == "webhook":
-        import os
-
-        hook = config.telegram.webhook
         assert hook is not None
         app.run_webhook(
             listen=hook.listen,
