@@ -1,0 +1,181 @@
+"""Webhook mode: a wrong secret_token is refused, and neither secret ever reaches the log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select
+from telegram import Update
+
+from bot.app import build_application, runtime_of
+from bot.config import Config
+from bot.sandbox import LocalBotApi
+from escalation.clock import FakeClock
+from storage.models import HazardRow
+from tests.botkit import people
+from tests.conftest import CONFIG_TOML, GROUP, REPORTER, T0, Database
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "7123456789:AAH-realistic-looking-secret-half_0123456789"
+SECRET = "webhook-secret-4f9c2d"
+REPORT = "塔吊配重块松动了,螺栓都看得见缝"
+CRITICAL = "3号楼塔吊配重块松动,随时可能掉下来,下面还有人在干活"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def report_update(api: LocalBotApi, update_id: int, text: str = REPORT) -> dict[str, Any]:
+    """A hazard report in the group, stored in the sandbox as Telegram would have it."""
+    state = api.world.chat(GROUP)
+    message = api.world.new_message(state, api.world.user(REPORTER).user, {"text": text})
+    return {"update_id": update_id, "message": message}
+
+
+async def post(url: str, update: dict[str, Any], secret: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=json.dumps(update), headers=headers) as response,
+    ):
+        return response.status
+
+
+async def test_wrong_or_missing_secret_token_is_refused(config: Config, database: Database) -> None:
+    """Posts without the secret or with a wrong one get 403 and change nothing; the right one
+    registers the hazard and its card is sent."""
+    async with LocalBotApi(token=TOKEN) as api:
+        people(api)
+        engine = database.engine()
+        app = build_application(
+            config,
+            token=TOKEN,
+            clock=FakeClock(T0),
+            db=engine,
+            base_url=api.base_url,
+            base_file_url=api.base_file_url,
+            sweep_every=3600,
+            dispatcher_idle=0.05,
+            rate_limit=False,
+        )
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/sitewalk"
+        try:
+            async with app:
+                await runtime_of(app).start(app)
+                assert app.updater is not None
+                await app.updater.start_webhook(
+                    listen="127.0.0.1",
+                    port=port,
+                    url_path="sitewalk",
+                    webhook_url=url,
+                    secret_token=SECRET,
+                    allowed_updates=Update.ALL_TYPES,
+                )
+                await app.start()
+                try:
+                    assert api.webhook.url == url
+                    assert api.webhook.secret_token == SECRET
+                    assert await post(url, report_update(api, 1), None) == 403
+                    assert await post(url, report_update(api, 2), "wrong-secret") == 403
+                    assert await post(url, report_update(api, 3), SECRET[:-1]) == 403
+                    await asyncio.sleep(0.3)  # what a refused post could have set off
+                    assert api.sent(GROUP) == []
+                    async with runtime_of(app).uow() as uow:
+                        rows = (await uow.hazards._s.execute(select(HazardRow))).scalars()
+                        assert list(rows) == []
+                    assert await post(url, report_update(api, 4), SECRET) == 200
+                    [card] = await api.wait_sent(GROUP, 1, timeout=10)
+                    assert "#1" in card["text"]
+                finally:
+                    await app.updater.stop()
+                    await app.stop()
+                    await runtime_of(app).stop()
+        finally:
+            await engine.dispose()
+
+
+async def test_debug_log_of_a_webhook_bot_never_shows_the_token_or_the_secret(
+    tmp_path: Path,
+) -> None:
+    """`sitewalk run -v` in webhook mode, with a DM refused and a Bot API failure on the way:
+    the log has debug lines where the token was redacted, and no trace of either secret.
+
+    SQLite only: the command reads the database URL from the config file, and a PostgreSQL URL
+    there could not be isolated in a schema of its own; the log does not depend on the database.
+    """
+    port = free_port()
+    async with LocalBotApi(token=TOKEN) as api:
+        people(api)
+        config = tmp_path / "sitewalk.toml"
+        config.write_text(
+            CONFIG_TOML.replace(
+                "admins = [111111111]",
+                "admins = [111111111]\n[telegram]\n"
+                f'api_base_url = "{api.root}"\nmode = "webhook"\n'
+                f'[telegram.webhook]\nlisten = "127.0.0.1"\nport = {port}\n'
+                f'url = "http://127.0.0.1:{port}/"\nsecret_env = "SITEWALK_TEST_SECRET"\n'
+                f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"',
+            ),
+            encoding="utf-8",
+        )
+        env = {**os.environ, "SITEWALK_TOKEN": TOKEN, "SITEWALK_TEST_SECRET": SECRET}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            "--config",
+            str(config),
+            "-v",
+            env=env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert proc.stdout is not None
+        # Read while it runs: a debug log fills the pipe, and a full pipe blocks the bot.
+        reading = asyncio.create_task(proc.stdout.read())
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            await api.wait_for(lambda: api.webhook.url and _accepts(url), 30)
+            api.inject("sendMessage", status=500, times=1)  # a failure, logged with its error
+            assert await post(url, report_update(api, 1), "not-the-secret") == 403
+            # A critical report DMs level 1 at once; the safety officer never pressed Start: 403.
+            assert await post(url, report_update(api, 2, CRITICAL), SECRET) == 200
+            [card] = await api.wait_sent(GROUP, 1, timeout=20)
+            assert "#1" in card["text"]
+            await api.wait_for(
+                lambda: any(c.status == 403 and c.method == "sendMessage" for c in api.calls), 20
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+            output = (await reading).decode()
+    assert code == 0, output[-2000:]
+    assert " DEBUG " in output
+    assert "<token>" in output  # PTB logs the Bot API URL at debug: redacted, not absent
+    assert TOKEN not in output
+    assert TOKEN.partition(":")[2] not in output
+    assert SECRET not in output
+
+
+def _accepts(url: str) -> bool:
+    """The webhook server is listening (the bot sets the webhook before it serves)."""
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    with socket.socket() as sock:
+        return sock.connect_ex((host, int(port))) == 0
