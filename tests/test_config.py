@@ -351,3 +351,33 @@ def test_no_traceback_for_a_directory_or_binary_file(
     binary.write_bytes(b"\xff\xfe\x00admins")
     assert main(["check-config", str(binary)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_example_config_shows_every_key() -> None:
+    """config.example.toml is the documentation: every key of every table appears in it."""
+    import re
+
+    from pydantic import BaseModel
+
+    from bot.config import Config
+
+    example = (Path(__file__).parent.parent / "config.example.toml").read_text(encoding="utf-8")
+    written = set(re.findall(r"^[#\s]*([a-z_]+)\s*=", example, re.MULTILINE))
+    written |= set(re.findall(r"[{,]\s*([a-z_]+)\s*=", example))
+    written |= set(re.findall(r"^[#\s]*\[+([a-z_.]+)\]+", example, re.MULTILINE))
+    written = {part for key in written for part in key.split(".")}
+
+    def keys(model: type[BaseModel]) -> set[str]:
+        found = set(model.model_fields)
+        for field in model.model_fields.values():
+            for arg in (*getattr(field.annotation, "__args__", ()), field.annotation):
+                inner = getattr(arg, "__args__", (arg,))
+                for candidate in (*inner, arg):
+                    origin = getattr(candidate, "__origin__", None)
+                    for t in (candidate, origin, *getattr(candidate, "__metadata__", ())):
+                        if isinstance(t, type) and issubclass(t, BaseModel):
+                            found |= keys(t)
+        return found
+
+    missing = keys(Config) - written
+    assert not missing, f"config.example.toml lacks {sorted(missing)}"
