@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 WAKE_JOB = "sitewalk-wake"
 SWEEP_JOB = "sitewalk-sweep"
+CATCH_UP_JOB = "sitewalk-catch-up"
 
 
 class EscalationEngine:
@@ -44,9 +45,15 @@ class EscalationEngine:
         self._lock = asyncio.Lock()
 
     def start(self, queue: JobQueue[Any]) -> None:
-        """Arm the sweep; its first run at once catches up what fell due while we were down."""
+        """Arm the sweep, and catch up at once on what fell due while we were down."""
         self._queue = queue
-        queue.run_repeating(self._on_job, interval=self._sweep_every, first=0, name=SWEEP_JOB)
+        queue.run_repeating(self._on_job, interval=self._sweep_every, name=SWEEP_JOB)
+        # PTB's `first=0` does not run a repeating job at once (APScheduler counts its first run
+        # from the start date), so catch-up used to wait a whole interval; a one-shot job runs
+        # when the scheduler starts, however late that is.
+        queue.run_once(
+            self._on_job, when=0, name=CATCH_UP_JOB, job_kwargs={"misfire_grace_time": None}
+        )
 
     async def _on_job(self, _context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.tick()
