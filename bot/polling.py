@@ -10,11 +10,15 @@ handlers that are idempotent per message, exactly once.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application, ExtBot
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Cursor:
     """How far updates were handed to the Updater, and which of those are not handled yet."""
 
     delivered_up_to: int = -1
+    floor: int = 0  # past updates that could not be parsed, so they are confirmed and gone
     unhandled: set[int] = field(default_factory=set)
 
 
@@ -45,9 +50,18 @@ class ConfirmAfterHandlingBot(ExtBot[Any]):
             if not cursor.unhandled:
                 break
             await asyncio.sleep(0.005)
+        if cursor.floor and offset is not None:
+            offset = max(offset, cursor.floor)
         if cursor.unhandled and offset is not None:
             offset = min(offset, min(cursor.unhandled))
-        updates = await super().get_updates(offset, *args, **kwargs)
+        try:
+            updates = await super().get_updates(offset, *args, **kwargs)
+        except TelegramError:
+            raise
+        except Exception:
+            # PTB could not parse the batch. Its own Updater would drop the whole batch; here
+            # the batch would come back for ever. Parse update by update, drop the bad ones.
+            updates = await self._parse_one_by_one(offset)
         fresh = tuple(u for u in updates if u.update_id > cursor.delivered_up_to)
         if updates and not fresh:
             # Telegram answers at once while handled-but-unconfirmed updates remain: don't spin.
@@ -56,6 +70,22 @@ class ConfirmAfterHandlingBot(ExtBot[Any]):
             cursor.delivered_up_to = fresh[-1].update_id
             cursor.unhandled.update(u.update_id for u in fresh)
         return fresh
+
+    async def _parse_one_by_one(self, offset: int | None) -> tuple[Update, ...]:
+        raw = await self._post("getUpdates", {"offset": offset, "timeout": 0, "limit": 100})
+        good: list[Update] = []
+        for item in raw if isinstance(raw, list) else []:
+            try:
+                update = Update.de_json(item, self)
+            except Exception:
+                update = None
+            if update is None:
+                update_id = item.get("update_id", 0) if isinstance(item, dict) else 0
+                log.warning("dropped update %s: python-telegram-bot cannot parse it", update_id)
+                self.cursor.floor = max(self.cursor.floor, int(update_id) + 1)
+            else:
+                good.append(update)
+        return tuple(good)
 
 
 class SitewalkApplication(Application[Any, Any, Any, Any, Any, Any]):
