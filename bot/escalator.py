@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.config import Config, ProjectConfig
 from bot.buttons import dm_payload
+from bot.config import Config, ProjectConfig
 from bot.outbox_rows import outbox_row
 from bot.texts import Texts
 from escalation.chain import Member

@@ -7,7 +7,17 @@ from datetime import timedelta
 from bot.config import Config
 from escalation.hazard import HazardState
 from tests.botkit import running_bot
-from tests.conftest import CHIEF, GROUP, OUTSIDER, REPORTER, SAFETY, SUPERVISOR_A, SUPERVISOR_B, T0, Database
+from tests.conftest import (
+    CHIEF,
+    GROUP,
+    OUTSIDER,
+    REPORTER,
+    SAFETY,
+    SUPERVISOR_A,
+    SUPERVISOR_B,
+    T0,
+    Database,
+)
 
 REPORT = "3号楼塔吊配重块松动了,螺栓都看得见缝"
 CRITICAL = "3号楼塔吊配重块松动,随时可能掉下来,下面还有人在干活"

@@ -19,7 +19,6 @@ from tests.conftest import (
     CONFIG_TOML,
     GROUP,
     REPORTER,
-    SAFETY,
     SUPERVISOR_A,
     SUPERVISOR_B,
     T0,
@@ -157,7 +156,7 @@ async def test_a_poisoned_hazard_never_blocks_the_others(
         await bot.say(REPORTER, REPORT)
         await bot.say(REPORTER, "2号楼配电箱门坏了,电线裸露在外面")
         async with bot.runtime.uow() as uow:
-            await uow.hazards._s.execute(  # noqa: SLF001 - corrupt a row on purpose
+            await uow.hazards._s.execute(
                 update(HazardRow).where(HazardRow.number == 1).values(chain=[{"broken": True}])
             )
             await uow.commit()
@@ -218,7 +217,7 @@ async def test_two_engines_on_one_database_apply_each_level_once(
                 await e.dispose()
         assert sum(counts) == 60
         async with bot.runtime.uow() as uow:
-            s = uow.hazards._s  # noqa: SLF001
+            s = uow.hazards._s
             per_hazard = (
                 await s.execute(
                     select(HazardEvent.hazard_id, func.count())

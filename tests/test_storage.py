@@ -66,7 +66,8 @@ async def test_numbers_are_per_project_and_increasing(uow: UnitOfWorkFactory) ->
     first, second = await _hazard(uow), await _hazard(uow)
     async with uow() as u:
         a, b = await u.hazards.get(first), await u.hazards.get(second)
-        assert a is not None and b is not None
+        assert a is not None
+        assert b is not None
         assert (a.number, b.number) == (1, 2)
 
 
