@@ -1,0 +1,1 @@
+"""Benchmarks: the real bot against the local Bot API, measured side by side with a baseline."""

@@ -1,0 +1,97 @@
+"""The bot under measurement, in its own process: the real one, or a no-op PTB bot as baseline.
+
+Both poll the local Bot API named in the config. A counting handler in a late group prints one
+JSON line on stdout when `--expect` updates were handled; `ready` is printed once polling runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import signal
+import sys
+import time
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.app import build_application
+from bot.clock import SystemClock
+from bot.config import load_config
+from bot.logs import configure_logging
+from storage.db import create_engine
+
+COUNTER_GROUP = 1000  # after every handler of the bot: counting never changes what it does
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, "t": time.monotonic(), **fields}), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--mode", choices=["real", "noop"], default="real")
+    parser.add_argument("--schema")
+    parser.add_argument("--expect", type=int, default=0)
+    parser.add_argument("--sweep-every", type=float, default=15.0)
+    args = parser.parse_args()
+
+    config = load_config(args.config)
+    token = os.environ["SITEWALK_TOKEN"]
+    configure_logging(verbose=False, secrets=[token])
+    logging.getLogger().setLevel(os.environ.get("SITEWALK_BENCH_LOG", "WARNING"))
+    api = config.telegram.api_base_url.rstrip("/")
+    app: Application[Any, Any, Any, Any, Any, Any]
+    if args.mode == "real":
+        db = create_engine(config.storage.url, schema=args.schema)
+        app = build_application(
+            config, token=token, clock=SystemClock(), db=db, sweep_every=args.sweep_every
+        )
+        # build_application was given the engine, so the Runtime will not dispose of it.
+    else:
+        app = ApplicationBuilder().token(token).base_url(f"{api}/bot").build()
+
+    handled = 0
+
+    async def count(_update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == args.expect:
+            emit("handled", n=handled)
+
+    app.add_handler(TypeHandler(Update, count), group=COUNTER_GROUP)
+    inner_post_init = app.post_init
+
+    async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        if inner_post_init is not None:
+            await inner_post_init(application)
+        emit("ready")
+
+    app.post_init = post_init
+    profile = os.environ.get("SITEWALK_BENCH_PROFILE")
+    profiler = None
+    if profile:  # where a goal is missed: `SITEWALK_BENCH_PROFILE=out.txt` profiles the bot
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        profiler.start()
+    app.run_polling(
+        allowed_updates=Update.ALL_TYPES,
+        poll_interval=0.0,
+        stop_signals=(signal.SIGTERM, signal.SIGINT),
+    )
+    if profiler is not None and profile:
+        profiler.stop()
+        with open(profile, "w", encoding="utf-8") as out:
+            out.write(profiler.output_text(unicode=True, show_all=False))
+    emit("exit", maxrss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

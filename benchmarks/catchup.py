@@ -1,0 +1,97 @@
+"""Catch-up and memory: the bot starts with 100,000 open hazards, all overdue.
+
+Catch-up is the time from launching the bot process until every hazard's first escalation is
+in the outbox (each step moves the row to level 2 in the same transaction as its DM rows, so we
+count rows with version > 0). Memory is the process's peak RSS (VmHWM), read after the catch-up
+and a few more seconds of sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from benchmarks.common import (
+    TOKEN,
+    BotProcess,
+    Figure,
+    Fleet,
+    against_goal,
+    fresh_database,
+    populate,
+    progress,
+    seed,
+    utcnow,
+)
+from bot.sandbox import LocalBotApi
+
+GOAL_S = 10.0
+GOAL_RSS_MB = 200.0
+GROUPS = 500
+
+
+async def run(quick: bool, workdir: Path, kind: str = "postgresql") -> list[Figure]:
+    hazards = 2_000 if quick else 100_000
+    progress(f"catch-up on {kind}: {hazards} overdue hazards in {GROUPS} groups")
+    async with (
+        LocalBotApi(token=TOKEN) as api,
+        fresh_database(kind, workdir) as target,
+    ):
+        fleet = Fleet(GROUPS, api.root, target.url).write(workdir)
+        populate(api, fleet)
+        now = utcnow()
+        # Overdue by 1 to 20 minutes: past level 1's deadline, not yet past level 2's.
+        deadlines = [
+            now - timedelta(minutes=1) - timedelta(seconds=1140 * i / hazards)
+            for i in range(hazards)
+        ]
+        await seed(target, fleet, deadlines, opened_at=now - timedelta(minutes=50))
+        proc = BotProcess(fleet, target, workdir)
+        engine = target.engine()
+        await proc.start()
+        try:
+            done_at, last_report = None, 0.0
+            limit = time.monotonic() + (60 if quick else 600)
+            while time.monotonic() < limit:
+                proc.check()
+                async with engine.connect() as conn:
+                    escalated = int(
+                        (
+                            await conn.execute(
+                                text("SELECT count(*) FROM hazards WHERE version > 0")
+                            )
+                        ).scalar_one()
+                    )
+                if escalated >= hazards:
+                    done_at = time.monotonic()
+                    break
+                if time.monotonic() - last_report > 5:
+                    progress(f"  catch-up: {escalated}/{hazards} escalated")
+                    last_report = time.monotonic()
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3)  # keep sending for a while: the dispatcher's heap counts too
+            rss = proc.peak_rss_mb()
+        finally:
+            await engine.dispose()
+            await proc.stop()
+    seconds = (done_at - proc.launched_at) if done_at else float("inf")
+    progress(f"  catch-up {kind}: {seconds:.1f} s, peak RSS {rss:.0f} MB")
+    suffix = "" if kind == "postgresql" else f"_{kind}"
+    note = f"{hazards} hazards, {GROUPS} groups, {kind}, from process launch"
+    return [
+        against_goal(
+            f"catchup_100k{suffix}", seconds, "s", GOAL_S, higher_is_better=False, note=note
+        ),
+        against_goal(
+            f"rss_100k{suffix}",
+            rss,
+            "MB",
+            GOAL_RSS_MB,
+            higher_is_better=False,
+            note=f"{hazards} open hazards, peak RSS (VmHWM) of the bot process, {kind}",
+        ),
+    ]

@@ -1,0 +1,157 @@
+"""Ingest: group updates per second through local Bot API → PTB polling → classify → store.
+
+The same generated traffic goes first to a no-op PTB bot (the baseline: what polling and PTB
+cost alone), then to the real bot, each in its own process against the same local Bot API.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+
+from benchmarks.common import (
+    ROOT,
+    TOKEN,
+    BotProcess,
+    Figure,
+    Fleet,
+    chat_of,
+    fresh_database,
+    populate,
+    progress,
+    wait_until_polling,
+)
+from bot.sandbox import LocalBotApi
+
+GOAL_RATIO = 0.5
+GROUPS = 100
+MEMBERS_PER_GROUP = 12
+# The mix of a busy work group: mostly chatter, a few hazard reports, each answered by about
+# four 收到 (the Qingjiangpu morning had four), and some 收到 to ordinary announcements.
+SHARE_HAZARD = 0.02
+SHARE_ACK_TO_HAZARD = 0.08
+SHARE_ACK_OTHER = 0.04
+
+
+@dataclass(frozen=True)
+class Corpus:
+    hazards: tuple[str, ...]
+    acks: tuple[str, ...]
+    chatter: tuple[str, ...]
+
+
+def corpus() -> Corpus:
+    """Texts from the labelled dev set, so the classifier sees real-looking messages."""
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "tests" / "data" / "messages_dev.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    pick = {kind: tuple(r["text"] for r in rows if r["kind"] == kind) for kind in ("hazard", "ack")}
+    chatter = tuple(r["text"] for r in rows if r["kind"] == "other")
+    return Corpus(pick["hazard"], pick["ack"] + ("收到", "好的", "👍", "收到!"), chatter)
+
+
+def post_mix(api: LocalBotApi, count: int, seed: int) -> dict[str, int]:
+    """Post `count` group messages of the mix; returns how many of each kind."""
+    rng = random.Random(seed)
+    texts = corpus()
+    latest_report: dict[int, int] = {}
+    latest_chatter: dict[int, int] = {}
+    kinds = {"hazard": 0, "ack_to_hazard": 0, "ack_other": 0, "chatter": 0}
+    for _ in range(count):
+        g = rng.randrange(GROUPS)
+        chat = chat_of(g)
+        user = 10_000_000 + g * MEMBERS_PER_GROUP + rng.randrange(MEMBERS_PER_GROUP)
+        roll = rng.random()
+        if roll < SHARE_HAZARD:
+            message = api.post_text(chat, user, rng.choice(texts.hazards))
+            latest_report[chat] = message["message_id"]
+            kinds["hazard"] += 1
+        elif roll < SHARE_HAZARD + SHARE_ACK_TO_HAZARD and latest_report:
+            # 收到 comes where a report was made: a group with one (there, by its members).
+            chat = rng.choice(sorted(latest_report))
+            g = chat_of(0) - chat
+            user = 10_000_000 + g * MEMBERS_PER_GROUP + rng.randrange(MEMBERS_PER_GROUP)
+            api.post_text(chat, user, rng.choice(texts.acks), reply_to=latest_report[chat])
+            kinds["ack_to_hazard"] += 1
+        elif roll < SHARE_HAZARD + SHARE_ACK_TO_HAZARD + SHARE_ACK_OTHER:
+            api.post_text(chat, user, rng.choice(texts.acks), reply_to=latest_chatter.get(chat))
+            kinds["ack_other"] += 1
+        else:
+            message = api.post_text(chat, user, rng.choice(texts.chatter))
+            latest_chatter[chat] = message["message_id"]
+            kinds["chatter"] += 1
+    return kinds
+
+
+async def one_run(
+    api: LocalBotApi,
+    fleet: Fleet,
+    target_kind: str,
+    mode: str,
+    count: int,
+    workdir: Path,
+    seed: int,
+) -> float:
+    """Updates per second for one bot process over `count` posted updates."""
+    async with fresh_database(target_kind, workdir) as target:
+        url_fleet = Fleet(fleet.groups, fleet.api_root, target.url).write(workdir)
+        proc = BotProcess(url_fleet, target, workdir, mode=mode, expect=count)
+        api.calls.clear()
+        await proc.start()
+        try:
+            await proc.wait_event("ready", 60)
+            await wait_until_polling(api)
+            # Posting blocks this process's event loop, which also serves the Bot API: the
+            # clock starts once every update is queued, so posting is not counted.
+            kinds = post_mix(api, count, seed)
+            started = time.monotonic()
+            while True:
+                try:
+                    done = await proc.wait_event("handled", 2.0)
+                    break
+                except TimeoutError:
+                    progress(f"  ingest {target_kind}/{mode}: {api.pending_update_count} pending")
+            seconds = float(done["t"]) - started
+        finally:
+            await proc.stop()
+    rate = count / seconds
+    progress(
+        f"  ingest {target_kind}/{mode}: {count} updates ({kinds}) in {seconds:.2f} s "
+        f"= {rate:.0f}/s"
+    )
+    return rate
+
+
+async def run(quick: bool, workdir: Path) -> list[Figure]:
+    count, rounds = (1500, 1) if quick else (10000, 3)
+    figures = []
+    async with LocalBotApi(token=TOKEN) as api:
+        fleet = Fleet(GROUPS, api.root, "")
+        populate(api, fleet)
+        for kind in ("sqlite", "postgresql"):
+            progress(f"ingest on {kind}: {rounds} x (no-op bot, real bot), {count} updates each")
+            baselines, values = [], []
+            for r in range(rounds):  # interleaved, so drift on a shared machine hits both
+                baselines.append(await one_run(api, fleet, kind, "noop", count, workdir, r))
+                values.append(await one_run(api, fleet, kind, "real", count, workdir, r))
+            baseline, value = median(baselines), median(values)
+            figures.append(
+                Figure(
+                    f"ingest_{kind}",
+                    value,
+                    "updates/s",
+                    baseline,
+                    value / baseline,
+                    baseline_is="no-op PTB bot, same run",
+                    goal=f"ratio ≥ {GOAL_RATIO}",
+                    met=value / baseline >= GOAL_RATIO,
+                    note=f"median of {rounds}, {count} updates, {GROUPS} groups",
+                )
+            )
+    return figures
