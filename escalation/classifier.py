@@ -68,8 +68,14 @@ _LATIN = re.compile("[a-z]")
 _CLAUSE_END = re.compile(r"[,.;:!~。、\s-]+")
 # Words that make "整改完毕" a promise, not a claim: "今天全部整改完毕", "will get it sorted".
 _PROMISE = re.compile(
-    r"马上|立即|立刻|今天|明天|之前|之内|下班前|尽快|会|将|\bwill\b|\btoday\b|\basap\b"
+    r"马上|立即|立刻|今天|明天|之前(?![群说发已就的也都我他有])|之内|下班前|尽快|会|将|\bwill\b"
+    r"|\btoday\b|\basap\b"
 )
+# A bare "1" (or "111", "+1") is how many groups say 收到.
+_BARE_ONE = re.compile(r"\+?1{1,4}[.!。]*")
+# A report that ends by asking who did it ("栏杆没了，谁拆的?") still reports; the question is
+# about a person, not about the hazard.
+_WHO_TAIL = re.compile(r",\s*(?:这是|是|到底是|到底|又是)?(?:谁|哪个|\bwho\b)[^,]{0,20}$")
 _EVIDENCE_KINDS = frozenset({lx.ACT, lx.HAZARD_WORD, lx.IMMINENCE})
 # Objects that pattern states (failure, presence, proximity) can pair with.
 _PAIRED_OBJECTS = frozenset(
@@ -184,7 +190,7 @@ class Classifier:
             seg_filters = self._segment_filters(seg_hits, norm[start:end])
             filters += seg_filters
             denials = [r for r in seg_filters if r.startswith(_DENIALS)]
-            for sentence_hits, sentence_text in _sentences(seg_hits, norm, start, end):
+            for sentence_hits, sentence_text, sentence_at in _sentences(seg_hits, norm, start, end):
                 found, why, urgent = self._evidence(sentence_hits, norm)
                 if urgent and not denials:
                     # Urgency counts for the whole message: "有人在下面！吊的钢管没捆牢".
@@ -196,7 +202,7 @@ class Classifier:
                 if urgent:
                     blocked = denials
                 else:
-                    blocked = seg_filters + _question(sentence_hits, sentence_text)
+                    blocked = seg_filters + _question(sentence_hits, sentence_text, sentence_at)
                 if blocked:
                     cancelled += why + blocked
                     continue
@@ -406,6 +412,10 @@ class Classifier:
 
     def _ack_terms(self, norm: str) -> list[str]:
         """The core ack terms when the normalised text is acknowledgement words only."""
+        if _BARE_ONE.fullmatch(norm):
+            return ["1"]
+        if "[" in norm:
+            norm = lx.stickers(norm)
         # A question is not an acknowledgement; a long message is not a bare one.
         if "?" in norm or len(norm) > 2 * _ACK_MAX_CHARS:
             return []
@@ -455,8 +465,16 @@ def _topic(
     return [(obj, role, lx.FAILURE)]
 
 
-def _question(hits: list[_Hit], sentence: str) -> list[str]:
-    """Why a sentence asks rather than reports: a question word, a "?", a final particle."""
+def _question(hits: list[_Hit], sentence: str, at: int) -> list[str]:
+    """Why a sentence asks rather than reports: a question word, a "?", a final particle.
+
+    A last clause that asks who did it ("…没了，谁拆的?") is left out: it asks about a person.
+    `at` is where the sentence starts in the normalised text.
+    """
+    tail = _WHO_TAIL.search(sentence)
+    if tail is not None and tail.start() > 0:
+        hits = [h for h in hits if h.start < at + tail.start()]
+        sentence = sentence[: tail.start()]
     words = [f"question:{h.term}" for h in hits if _has(h, lx.QUESTION)]
     if words:
         return words
@@ -489,8 +507,8 @@ def _split(hits: list[_Hit], norm: str) -> Iterator[tuple[list[_Hit], int, int]]
 
 def _sentences(
     hits: list[_Hit], norm: str, start: int, end: int
-) -> Iterator[tuple[list[_Hit], str]]:
-    """Hits and text of each sentence in a segment; a "?" belongs to the sentence it ends."""
+) -> Iterator[tuple[list[_Hit], str, int]]:
+    """Hits, text and start of each sentence in a segment; a "?" belongs to the sentence it ends."""
     i = 0
     for m in _SENTENCE_END.finditer(norm, start, end):
         group: list[_Hit] = []
@@ -498,10 +516,10 @@ def _sentences(
             group.append(hits[i])
             i += 1
         if group:
-            yield group, norm[start : m.end()]
+            yield group, norm[start : m.end()], start
         start = m.end()
     if i < len(hits):
-        yield hits[i:], norm[start:end]
+        yield hits[i:], norm[start:end], start
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:

@@ -79,6 +79,19 @@ _EMOJI_TABLE = str.maketrans(
 )
 
 
+# WeChat shows its stickers as text codes: [抱拳], [强], [OK]. Those that mean "received" become
+# 👍 for the ack test; any other code is dropped.
+_ACK_STICKERS = frozenset(
+    {"抱拳", "强", "ok", "握手", "好的", "拳头", "胜利", "合十", "耶", "收到", "赞", "玫瑰"}
+)
+_STICKER = re.compile(r"\[([^\[\]\s]{1,5})\]")
+
+
+def stickers(norm: str) -> str:
+    """Sticker codes in normalised text replaced: an ack sticker by 👍, any other by a space."""
+    return _STICKER.sub(lambda m: " 👍 " if m.group(1) in _ACK_STICKERS else " ", norm)
+
+
 def normalise(text: str) -> str:
     """Full-width to half-width, lower case, one space between words."""
     folded = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
