@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 from telegram.ext import ContextTypes, Job, JobQueue
@@ -23,7 +24,9 @@ class EscalationEngine:
     """APScheduler only wakes this; what is due is always read from the hazard rows.
 
     The sweep is the safety net (a missed or lost timer costs at most one interval); the single
-    precise wake-up, re-armed after every change, keeps lateness to milliseconds.
+    precise wake-up, re-armed after every change, keeps lateness to milliseconds. A change that
+    only adds a deadline (a new report) calls `wake_by`, which compares with the armed time
+    instead of asking the database.
     """
 
     def __init__(
@@ -42,6 +45,8 @@ class EscalationEngine:
         self._batch = batch
         self._queue: JobQueue[Any] | None = None
         self._wake: Job[Any] | None = None
+        self._armed_for: datetime | None = None
+        self._hints = 0  # bumped by wake_by, so an arm() reading at the same time keeps its hint
         self._lock = asyncio.Lock()
 
     def start(self, queue: JobQueue[Any]) -> None:
@@ -79,19 +84,47 @@ class EscalationEngine:
         """Set the one precise wake-up to the earliest deadline in the database."""
         if self._queue is None:
             return
+        hints = self._hints
         try:
             when = await self._service.next_deadline()
         except Exception:
             log.exception("could not read the next deadline; the sweep stays as a net")
             return
+        hinted = self._armed_for
+        if self._hints != hints and hinted is not None:
+            # A deadline committed while we were reading may be missing from what we read.
+            when = hinted if when is None else min(when, hinted)
+        self._schedule(when)
+
+    async def wake_by(self, when: datetime) -> None:
+        """A handler committed a deadline `when`: make sure the wake-up comes no later.
+
+        A wake-up armed earlier and still ahead comes first, and its tick re-reads the rest, so
+        nothing is asked of the database. One that is due or firing now is re-read in full.
+        """
+        if self._queue is None:
+            return
+        armed = self._armed_for
+        if armed is not None and armed <= when:
+            if armed > self._clock.now():
+                return
+            await self.arm()
+            return
+        self._hints += 1
+        self._schedule(when)
+
+    def _schedule(self, when: datetime | None) -> None:
+        assert self._queue is not None
         # A one-shot job that already ran is gone from the scheduler: remove by name, not handle.
         for job in self._queue.get_jobs_by_name(WAKE_JOB):
             job.schedule_removal()
         self._wake = None
+        self._armed_for = None
         if when is None:
             return
         delay = self._clock.real_seconds_until(when)
         if delay is None:
             return  # a clock that only moves in tests: the tests tick by hand
+        self._armed_for = when
         # A hair after the deadline, so that `now >= deadline` holds when the job runs.
         self._wake = self._queue.run_once(self._on_job, when=max(delay, 0.0) + 0.005, name=WAKE_JOB)

@@ -18,7 +18,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.service import Evidence, GroupMessage, Photo, Sender
+from bot.service import AckOutcome, Evidence, GroupMessage, Photo, Reported, Sender
 from escalation.classifier import Kind
 from escalation.evidence import EvidenceInput, EvidenceKind
 
@@ -138,12 +138,19 @@ async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     result = rt.classifier.classify(gm.text, is_reply=gm.reply_to is not None)
     if result.kind is Kind.HAZARD:
-        await rt.service.report(gm, result)
+        await _reported(rt, await rt.service.report(gm, result))
     elif result.kind is Kind.ACK:
-        await rt.service.acknowledge(gm)
-    else:
-        return
-    await rt.changed()
+        # A 收到 never moves a deadline: only its reminder or reaction, if any, is to be sent.
+        outcome = await rt.service.acknowledge(gm)
+        if outcome is not AckOutcome.NOT_A_HAZARD_REPLY:
+            rt.dispatcher.kick()
+
+
+async def _reported(rt: Runtime, result: Reported | None) -> None:
+    """A report was committed: send its card, and wake the engine by its deadline."""
+    rt.dispatcher.kick()
+    if result is not None and result.deadline is not None:
+        await rt.engine.wake_by(result.deadline)
 
 
 async def on_group_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -156,8 +163,7 @@ async def on_group_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if msg.photo and msg.caption:
         result = rt.classifier.classify(msg.caption, is_reply=gm.reply_to is not None)
         if result.kind is Kind.HAZARD:
-            await rt.service.report(gm, result, photo=photo_of(msg))
-            await rt.changed()
+            await _reported(rt, await rt.service.report(gm, result, photo=photo_of(msg)))
             return
     await rt.service.evidence(gm, evidence_of(msg, gm.sender), msg.caption)
     await rt.changed()

@@ -73,6 +73,14 @@ class Photo:
 
 
 @dataclass(frozen=True, slots=True)
+class Reported:
+    """A registered report: its #N, and the deadline it set (None when registered before)."""
+
+    number: int
+    deadline: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """A photo or location as the handlers read it; `live` for a live location."""
 
@@ -193,7 +201,7 @@ class HazardService:
 
     async def report(
         self, msg: GroupMessage, classification: Classification, photo: Photo | None = None
-    ) -> int | None:
+    ) -> Reported | None:
         """Register a hazard report as #N and reply with its card; None for unknown groups."""
         now = self._clock.now()
         async with self._uow() as uow:
@@ -202,7 +210,7 @@ class HazardService:
                 return None
             existing = await uow.hazards.by_message(msg.chat_id, msg.message_id)
             if existing is not None:  # a redelivered update or an edit of a registered report
-                return existing.number
+                return Reported(existing.number, None)
             await self.seen(uow, msg.sender)
             project = await uow.projects.get_or_create(msg.chat_id, project_cfg.name, now)
             number = await uow.projects.allocate_number(project)
@@ -293,7 +301,7 @@ class HazardService:
                 if call.dm:
                     await self.escalator.enqueue_call(uow, row, project_cfg, call, now)
             await uow.commit()
-            return number
+            return Reported(number, hazard.deadline)
 
     # ---- acknowledgements --------------------------------------------------------------------
 
