@@ -426,6 +426,9 @@ class Classifier:
         if not form or len(form) > _ACK_MAX_CHARS or not self._lex.ack_chars.issuperset(form):
             # A character no ack word contains rules the grammar out without running it.
             return []
+        if form.isascii() and not self._lex.ack_latin.issuperset(lx.LATIN_WORD.findall(form)):
+            # Likewise an English word no ack term contains ("noted" yes, "scaffold" no).
+            return []
         if not self._lex.ack_full.fullmatch(form):
             return []
         return [m.group() for m in self._lex.ack_core.finditer(form)]

@@ -121,6 +121,7 @@ class Lexicon:
     stats: re.Pattern[str]
     ack_full: re.Pattern[str]
     ack_chars: frozenset[str]
+    ack_latin: frozenset[str]  # every ASCII word an ack can contain
     ack_han: frozenset[str]  # every Chinese character an ack can contain, names included
     ack_core: re.Pattern[str]
     ack_words: frozenset[str]  # the core ack terms, normalised
@@ -144,10 +145,10 @@ class Lexicon:
             ch = norm[i]
             for length in lengths.get(norm[i : i + 2], ()):
                 end = i + length
-                if end > size:
-                    continue
+                if end > size or (end < size and norm[end] in word and norm[end - 1] in word):
+                    continue  # past the end, or ending inside an ASCII word: test no slice
                 term = norm[i:end]
-                if term in roles and not (end < size and term[-1] in word and norm[end] in word):
+                if term in roles:
                     found.append((i, end, term))
                     i = end
                     break
@@ -211,6 +212,8 @@ def _alternation(terms: Iterable[str]) -> str:
 
 
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+# An ASCII word of an ack's reduced form (digits are gone by then; "i'll" keeps its apostrophe).
+LATIN_WORD = re.compile("[a-z']+")
 _ASCII_WORD = re.compile("[a-z0-9]+")
 
 
@@ -500,6 +503,7 @@ def build(
         stats=_compile_guarded(list(filters["stats_patterns"])),
         ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
         ack_chars=frozenset("".join(vocabulary) + " "),
+        ack_latin=frozenset(LATIN_WORD.findall(" ".join(vocabulary))),
         ack_han=frozenset(ch for ch in "".join(vocabulary) if _is_han(ch)) | NAME_CHARS,
         ack_core=re.compile(_alternation(t for t in core if t)),
         ack_words=frozenset(t for t in core if t),
