@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot import handlers
@@ -19,6 +19,7 @@ from bot.engine import EscalationEngine
 from bot.escalator import Escalator
 from bot.outbox import OutboxDispatcher
 from bot.polling import ConfirmAfterHandlingBot, SitewalkApplication
+from bot.ratelimit import TelegramLimits
 from bot.reload import ConfigReloader, changes_needing_restart, register_reload
 from bot.service import HazardService
 from bot.texts import Texts
@@ -115,7 +116,7 @@ def build_application(
         base_file_url=base_file_url or f"{api}/file/bot",
         request=HTTPXRequest(connection_pool_size=256),
         get_updates_request=HTTPXRequest(connection_pool_size=1),
-        rate_limiter=_telegram_limits() if rate_limit else None,
+        rate_limiter=TelegramLimits() if rate_limit else None,
     )
     app = (
         ApplicationBuilder()
@@ -159,18 +160,6 @@ def build_application(
     handlers.register(app)
     app.add_error_handler(handlers.on_error)
     return app
-
-
-def _telegram_limits() -> AIORateLimiter:
-    """At most 30 messages in any second, and PTB's default per-group limiter.
-
-    AIORateLimiter's default overall limiter is a leaky bucket 30 deep at 30/s: a full bucket
-    goes out at once and then the steady rate, so one second can carry ~60 messages
-    (benchmarks/outbound.py measured 44). A bucket one message deep at 28/s keeps every 1-s
-    window under 30. The per-group bucket has the same flaw (up to 39 in a group's first
-    minute); BENCHMARKS.md says why it is left as it is for now.
-    """
-    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 28)
 
 
 def runtime_of(app: Application[Any, Any, Any, Any, Any, Any]) -> Runtime:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +21,8 @@ from storage.uow import UnitOfWork, UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096
+NOTICE_SEPARATOR = "\n\n"
 
 RATE_LIMIT_CAP = 20
 
@@ -30,6 +34,12 @@ class OutboxDispatcher:
 
     A crash after a send and before its mark resends that one message when the lease runs out;
     a crash before the commit that wrote a row sends nothing, and the sweep redoes the step.
+
+    Each chat has at most one sender at a time, which sends its rows in order, so a card still
+    comes before the reminder that replies to it; chats are served concurrently, so a group
+    held back by Telegram's 20 a minute does not delay the DMs or the other groups. Group
+    notices waiting back to back in one group go out as one message: under a burst the group
+    reads one list, not a queue that drains for minutes.
     """
 
     def __init__(
@@ -40,7 +50,7 @@ class OutboxDispatcher:
         *,
         lease: timedelta = timedelta(seconds=30),
         batch: int = 100,
-        concurrency: int = 16,
+        max_chats: int = 64,
         max_attempts: int = 5,
         backoff: timedelta = timedelta(seconds=2),
         on_unreachable: UnreachableHook | None = None,
@@ -51,10 +61,11 @@ class OutboxDispatcher:
         self._clock = clock
         self._lease = lease
         self._batch = batch
+        self._max_chats = max_chats
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._senders: dict[int, asyncio.Task[int]] = {}
         self._task: asyncio.Task[None] | None = None
 
     # ---- running in the background -----------------------------------------------------------
@@ -67,49 +78,92 @@ class OutboxDispatcher:
         self._task = asyncio.create_task(self._run(idle_seconds), name="sitewalk-outbox")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        tasks = [t for t in (self._task, *self._senders.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._senders.clear()
 
     async def _run(self, idle_seconds: float) -> None:
         while True:
             try:
-                await self.drain()
+                await self._fill()
             except Exception:  # the loop must outlive a database hiccup
-                log.exception("outbox drain failed; retrying")
+                log.exception("outbox claim failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle_seconds)
             self._wake.clear()
 
-    # ---- one pass ----------------------------------------------------------------------------
-
-    async def drain(self) -> int:
-        """Send everything that is ready now; returns how many rows were handled.
-
-        Chats are served concurrently, each in order: a group held back by Telegram's
-        20-per-minute limit does not delay the DMs behind it, and a card still comes before
-        the reminder that replies to it.
-        """
-        handled = 0
-        while True:
+    async def _fill(self) -> list[asyncio.Task[int]]:
+        """Start a sender for each chat with ready rows that has none yet; returns them."""
+        started: list[asyncio.Task[int]] = []
+        while len(self._senders) < self._max_chats:
             async with self._uow() as uow:
-                rows = await uow.outbox.claim(self._clock.now(), self._lease, self._batch)
+                rows = await uow.outbox.claim(
+                    self._clock.now(), self._lease, self._batch, skip_chats=set(self._senders)
+                )
                 await uow.commit()
-            if not rows:
-                return handled
             by_chat: dict[int, list[OutboxRow]] = {}
             for row in rows:
                 by_chat.setdefault(row.chat_id, []).append(row)
-            await asyncio.gather(*(self._send_in_order(chat) for chat in by_chat.values()))
-            handled += len(rows)
+            for chat_id, chat_rows in by_chat.items():
+                task = asyncio.create_task(self._send_chat(chat_id, chat_rows))
+                self._senders[chat_id] = task
+                task.add_done_callback(functools.partial(self._sender_done, chat_id))
+                started.append(task)
+            if len(rows) < self._batch:
+                break
+        return started
 
-    async def _send_in_order(self, rows: list[OutboxRow]) -> None:
-        for row in rows:
-            async with self._slots:
-                if await self._renew(row):
-                    await self._deliver(row)
+    def _sender_done(self, chat_id: int, task: asyncio.Task[int]) -> None:
+        self._senders.pop(chat_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbox sender for a chat failed", exc_info=task.exception())
+        self._wake.set()  # room for another chat, and this one may have more rows
+
+    # ---- one pass ----------------------------------------------------------------------------
+
+    async def drain(self) -> int:
+        """Send everything that is ready now and wait for it; returns how many rows were handled."""
+        handled = 0
+        while True:
+            started = await self._fill()
+            if not started:
+                if not self._senders:
+                    return handled
+                started = list(self._senders.values())
+            for result in await asyncio.gather(*started, return_exceptions=True):
+                handled += result if isinstance(result, int) else 0
+
+    async def _send_chat(self, chat_id: int, rows: list[OutboxRow]) -> int:
+        """Send one chat's rows in order; back-to-back group notices go out as one message."""
+        queue = deque(rows)
+        handled = 0
+        while queue:
+            batch = [queue.popleft()]
+            if _mergeable(batch[0]):
+                if not queue:  # notices that arrived since the claim join this one
+                    queue.extend(await self._claim_chat(chat_id))
+                size = len(batch[0].text or "")
+                while queue and _mergeable(queue[0]):
+                    size += len(NOTICE_SEPARATOR) + len(queue[0].text or "")
+                    if size > TEXT_LIMIT:
+                        break
+                    batch.append(queue.popleft())
+            handled += len(batch)
+            held = [row for row in batch if await self._renew(row)]
+            if held:
+                await self._deliver(held)
+        return handled
+
+    async def _claim_chat(self, chat_id: int) -> Sequence[OutboxRow]:
+        async with self._uow() as uow:
+            rows = await uow.outbox.claim(
+                self._clock.now(), self._lease, self._batch, chat_id=chat_id
+            )
+            await uow.commit()
+        return rows
 
     async def _renew(self, row: OutboxRow) -> bool:
         """Extend our lease just before sending; False when another sender took the row."""
@@ -122,39 +176,42 @@ class OutboxDispatcher:
             row.claimed_until = until
         return renewed
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    async def _deliver(self, rows: list[OutboxRow]) -> None:
+        """Send one message for `rows` (one row, or notices merged) and mark every row."""
+        row = rows[0]
+        text = NOTICE_SEPARATOR.join(r.text or "" for r in rows)
         try:
-            sent = await self._call(row)
+            sent = await self._call(row, text)
         except Forbidden as exc:
-            await self._unreachable(row, exc.message)
+            await self._unreachable(rows, exc.message)
         except RetryAfter as exc:
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             # Telegram asked us to wait: not the message's fault, so it gets a larger allowance.
             await self._retry(
-                row,
+                rows,
                 f"429 retry after {seconds:g}s",
                 timedelta(seconds=seconds),
                 limit=RATE_LIMIT_CAP,
             )
         except ChatMigrated as exc:
-            await self._migrated(row, exc.new_chat_id)
+            await self._migrated(rows, exc.new_chat_id)
         except BadRequest as exc:
-            await self._failed(row, f"400 {exc.message}")
+            await self._failed(rows, f"400 {exc.message}")
         except NetworkError as exc:  # 5xx and timeouts: bounded retries with backoff
             await self._retry(
-                row,
+                rows,
                 f"network: {exc.message}",
                 self._backoff * 2**row.attempts,
                 limit=self._max_attempts,
             )
         except Exception as exc:  # anything else is logged, never fatal to the dispatcher
             log.exception("outbox row %s failed unexpectedly", row.id)
-            await self._failed(row, f"unexpected: {type(exc).__name__}")
+            await self._failed(rows, f"unexpected: {type(exc).__name__}")
         else:
-            await self._sent(row, sent)
+            await self._sent(rows, sent)
 
-    async def _call(self, row: OutboxRow) -> Message | None:
+    async def _call(self, row: OutboxRow, text: str) -> Message | None:
         payload: dict[str, Any] = row.payload or {}
         if row.method == "setMessageReaction":
             await self._bot.set_message_reaction(
@@ -170,7 +227,6 @@ class OutboxDispatcher:
         )
         raw_markup = payload.get("reply_markup")
         markup = InlineKeyboardMarkup.de_json(raw_markup, self._bot) if raw_markup else None
-        text = row.text or ""
         if row.method == "sendPhoto":
             fits = len(text) <= CAPTION_LIMIT
             photo = await self._bot.send_photo(
@@ -190,16 +246,15 @@ class OutboxDispatcher:
 
     # ---- marking -----------------------------------------------------------------------------
 
-    async def _sent(self, row: OutboxRow, message: Message | None) -> None:
+    async def _sent(self, rows: list[OutboxRow], message: Message | None) -> None:
         async with self._uow() as uow:
-            current = await uow.outbox.get(row.id)
-            if current is None:
-                return
-            current.status = OutboxStatus.SENT
-            current.sent_at = self._clock.now()
-            current.attempts += 1
-            current.claimed_until = None
-            if message is not None:
+            for current in await self._current(uow, rows):
+                current.status = OutboxStatus.SENT
+                current.sent_at = self._clock.now()
+                current.attempts += 1
+                current.claimed_until = None
+                if message is None:
+                    continue
                 current.sent_message_id = message.message_id
                 if current.purpose == "card" and current.hazard_id is not None:
                     hazard = await uow.hazards.get(current.hazard_id)
@@ -207,87 +262,88 @@ class OutboxDispatcher:
                         hazard.card_message_id = message.message_id
             await uow.commit()
 
-    async def _unreachable(self, row: OutboxRow, reason: str) -> None:
+    async def _unreachable(self, rows: list[OutboxRow], reason: str) -> None:
         """403: the person never pressed Start or blocked the bot. Recorded; escalation goes on."""
-        log.info("outbox row %s: recipient %s unreachable: %s", row.id, row.recipient_id, reason)
+        log.info("outbox chat %s unreachable: %s", rows[0].chat_id, reason)
         async with self._uow() as uow:
-            current = await uow.outbox.get(row.id)
-            if current is None:
-                return
-            current.status = OutboxStatus.UNREACHABLE
-            current.last_error = f"403 {reason}"
-            current.claimed_until = None
-            current.attempts += 1
-            if current.recipient_id is not None:
-                surprise = await uow.people.mark_unreachable(current.recipient_id, reason)
-                # The group notice already named those never started; one who blocked the bot
-                # since is news, and the group hears it once.
-                if surprise and self._on_unreachable is not None:
-                    await self._on_unreachable(uow, current)
-            if current.hazard_id is not None:
-                uow.events.append(
-                    current.hazard_id,
-                    "dm_failed",
-                    self._clock.now(),
-                    actor_id=current.recipient_id,
-                    reason=f"403 {reason}",
-                    purpose=current.purpose,
-                )
+            for current in await self._current(uow, rows):
+                current.status = OutboxStatus.UNREACHABLE
+                current.last_error = f"403 {reason}"
+                current.claimed_until = None
+                current.attempts += 1
+                if current.recipient_id is not None:
+                    surprise = await uow.people.mark_unreachable(current.recipient_id, reason)
+                    # The group notice already named those never started; one who blocked the
+                    # bot since is news, and the group hears it once.
+                    if surprise and self._on_unreachable is not None:
+                        await self._on_unreachable(uow, current)
+                self._event(uow, current, "dm_failed", f"403 {reason}")
             await uow.commit()
 
-    async def _retry(self, row: OutboxRow, error: str, wait: timedelta, *, limit: int) -> None:
+    async def _retry(
+        self, rows: list[OutboxRow], error: str, wait: timedelta, *, limit: int
+    ) -> None:
         async with self._uow() as uow:
-            current = await uow.outbox.get(row.id)
-            if current is None:
-                return
-            current.last_error = error
-            current.claimed_until = None
-            current.attempts += 1
-            if current.attempts >= limit:
-                current.status = OutboxStatus.FAILED
-                if current.hazard_id is not None:
-                    uow.events.append(
-                        current.hazard_id,
-                        "delivery_failed",
-                        self._clock.now(),
-                        actor_id=current.recipient_id,
-                        reason=error,
-                        purpose=current.purpose,
+            for current in await self._current(uow, rows):
+                current.last_error = error
+                current.claimed_until = None
+                current.attempts += 1
+                if current.attempts >= limit:
+                    current.status = OutboxStatus.FAILED
+                    self._event(uow, current, "delivery_failed", error)
+                    log.warning(
+                        "outbox row %s gave up after %s attempts: %s",
+                        current.id,
+                        current.attempts,
+                        error,
                     )
-                log.warning(
-                    "outbox row %s gave up after %s attempts: %s", row.id, current.attempts, error
-                )
-            else:
-                current.not_before = self._clock.now() + wait
+                else:
+                    current.not_before = self._clock.now() + wait
             await uow.commit()
 
-    async def _failed(self, row: OutboxRow, error: str) -> None:
+    async def _failed(self, rows: list[OutboxRow], error: str) -> None:
         async with self._uow() as uow:
-            current = await uow.outbox.get(row.id)
-            if current is None:
-                return
-            current.status = OutboxStatus.FAILED
-            current.last_error = error
-            current.claimed_until = None
-            current.attempts += 1
-            if current.hazard_id is not None:
-                uow.events.append(
-                    current.hazard_id,
-                    "delivery_failed",
-                    self._clock.now(),
-                    actor_id=current.recipient_id,
-                    reason=error,
-                    purpose=current.purpose,
-                )
+            for current in await self._current(uow, rows):
+                current.status = OutboxStatus.FAILED
+                current.last_error = error
+                current.claimed_until = None
+                current.attempts += 1
+                self._event(uow, current, "delivery_failed", error)
+                log.warning("outbox row %s failed: %s", current.id, error)
             await uow.commit()
-        log.warning("outbox row %s failed: %s", row.id, error)
 
-    async def _migrated(self, row: OutboxRow, new_chat_id: int) -> None:
+    async def _migrated(self, rows: list[OutboxRow], new_chat_id: int) -> None:
         """The group became a supergroup: move the project and resend to the new id."""
         async with self._uow() as uow:
-            await uow.projects.move_chat(row.chat_id, new_chat_id)
-            current = await uow.outbox.get(row.id)
-            if current is not None:
+            await uow.projects.move_chat(rows[0].chat_id, new_chat_id)
+            for current in await self._current(uow, rows):
                 current.chat_id = new_chat_id
                 current.claimed_until = None
             await uow.commit()
+
+    @staticmethod
+    async def _current(uow: UnitOfWork, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """The rows as this transaction sees them."""
+        found = [await uow.outbox.get(row.id) for row in rows]
+        return [row for row in found if row is not None]
+
+    def _event(self, uow: UnitOfWork, row: OutboxRow, kind: str, reason: str) -> None:
+        if row.hazard_id is not None:
+            uow.events.append(
+                row.hazard_id,
+                kind,
+                self._clock.now(),
+                actor_id=row.recipient_id,
+                reason=reason,
+                purpose=row.purpose,
+            )
+
+
+def _mergeable(row: OutboxRow) -> bool:
+    """A plain group notice: no reply, no buttons, nothing that must stay a message of its own."""
+    return (
+        row.purpose == "notice"
+        and row.method == "sendMessage"
+        and row.reply_to_message_id is None
+        and not (row.payload or {}).get("reply_markup")
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    case,
     cast,
     column,
     func,
@@ -449,23 +450,34 @@ class OutboxRepository:
     def add(self, row: OutboxRow) -> None:
         self._s.add(row)
 
-    async def claim(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxRow]:
+    async def claim(
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        *,
+        chat_id: int | None = None,
+        skip_chats: Collection[int] = (),
+    ) -> Sequence[OutboxRow]:
         """Take pending rows for sending; a lease, not a held lock, so sending needs no transaction.
 
         A process that dies mid-send leaves its lease to expire, and the row is sent again: at
-        most the messages in flight are duplicated, never lost.
+        most the messages in flight are duplicated, never lost. Private chats (positive ids)
+        come first: a DM is the escalation, a group message only tells about it. `chat_id`
+        takes one chat's rows; `skip_chats` leaves out chats this process is still sending to.
         """
-        stmt = (
-            select(OutboxRow)
-            .where(
-                OutboxRow.status == OutboxStatus.PENDING,
-                OutboxRow.not_before <= now,
-                or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now),
-            )
-            .order_by(OutboxRow.id)
-            .limit(limit)
+        stmt = select(OutboxRow).where(
+            OutboxRow.status == OutboxStatus.PENDING,
+            OutboxRow.not_before <= now,
+            or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now),
         )
-        rows = (await self._s.execute(_skip_locked(self._s, stmt))).scalars().all()
+        if chat_id is not None:
+            stmt = stmt.where(OutboxRow.chat_id == chat_id).order_by(OutboxRow.id)
+        else:
+            if skip_chats:
+                stmt = stmt.where(OutboxRow.chat_id.not_in(list(skip_chats)))
+            stmt = stmt.order_by(case((OutboxRow.chat_id > 0, 0), else_=1), OutboxRow.id)
+        rows = (await self._s.execute(_skip_locked(self._s, stmt.limit(limit)))).scalars().all()
         for row in rows:
             row.claimed_until = now + lease
         return rows

@@ -95,6 +95,33 @@ async def test_blocked_supervisor_is_recorded_and_the_group_told_once(
         assert len(escalation_dms(bot.dms(CHIEF))) == 1
 
 
+async def test_notices_waiting_together_in_a_group_go_out_as_one_message(
+    config: Config, database: Database
+) -> None:
+    """Two hazards escalating in the same sweep: each supervisor gets a DM per hazard, and the
+    group one message naming both, which both notice rows record as sent."""
+    async with running_bot(config, database, start=T0) as bot:
+        bot.api.start_bot(SUPERVISOR_A)
+        await bot.say(REPORTER, REPORT)
+        await bot.say(REPORTER, "3号楼塔吊配重块松动了")
+        before = len(bot.group_texts())
+        await bot.advance(timedelta(minutes=31))
+        assert len(escalation_dms(bot.dms(SUPERVISOR_A), 1)) == 1
+        assert len(escalation_dms(bot.dms(SUPERVISOR_A), 2)) == 1
+        [notice] = [t for t in bot.group_texts()[before:] if "🔺" in t]
+        assert "#1" in notice
+        assert "#2" in notice
+        async with bot.runtime.uow() as uow:
+            rows = [
+                r
+                for h in (1, 2)
+                for r in await uow.outbox.for_hazard(h)
+                if r.purpose == "notice"
+            ]
+        assert [r.status.value for r in rows] == ["sent", "sent"]
+        assert rows[0].sent_message_id == rows[1].sent_message_id is not None
+
+
 async def test_rate_limited_dm_waits_retry_after_then_arrives_once(
     config: Config, database: Database
 ) -> None:

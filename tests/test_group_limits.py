@@ -1,13 +1,12 @@
-"""Telegram's limits: texts under 4096 characters, long lists paged, sends through AIORateLimiter."""
+"""Telegram's limits: texts under 4096 characters, long lists paged, sends rate-limited."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from telegram.ext import AIORateLimiter
-
 from bot.app import build_application
 from bot.config import Config
+from bot.ratelimit import TelegramLimits
 from escalation.clock import FakeClock
 from tests.botkit import BotUnderTest, running_bot
 from tests.conftest import GROUP, REPORTER, SUPERVISOR_A, T0, Database
@@ -76,8 +75,8 @@ async def test_a_long_timeline_is_paged(config: Config, database: Database) -> N
 
 
 def test_sends_go_through_the_rate_limiter(config: Config) -> None:
-    """The application built for production wraps every Bot API call in AIORateLimiter."""
+    """The application built for production wraps every Bot API call in Telegram's limits."""
     app = build_application(
         config, token="123:TEST", clock=FakeClock(T0), base_url="http://127.0.0.1:9/bot"
     )
-    assert isinstance(app.bot.rate_limiter, AIORateLimiter)
+    assert isinstance(app.bot.rate_limiter, TelegramLimits)

@@ -140,6 +140,33 @@ async def test_outbox_claim_is_a_lease(uow: UnitOfWorkFactory) -> None:
         assert await u.outbox.claim(T0 + timedelta(hours=1), lease, 10) == []
 
 
+async def test_outbox_claims_private_chats_first_and_can_skip_or_pick_a_chat(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """DMs (positive chat ids) before group messages written earlier; chats being sent to can
+    be left out, and one chat's rows taken alone, in order."""
+    hid = await _hazard(uow)
+    chats = [-100, -200, 1002, -100, 1003]
+    async with uow() as u:
+        for i, chat in enumerate(chats):
+            u.outbox.add(
+                OutboxRow(
+                    hazard_id=hid, purpose="notice" if chat < 0 else "dm", method="sendMessage",
+                    chat_id=chat, recipient_id=None, text=f"m{i}", payload={},
+                    dedupe_key=f"p{i}", status=OutboxStatus.PENDING, attempts=0,
+                    not_before=T0, created_at=T0,
+                )
+            )
+        await u.commit()
+    lease = timedelta(seconds=30)
+    async with uow() as u:
+        first = await u.outbox.claim(T0, lease, 3, skip_chats={-200})
+        assert [r.text for r in first] == ["m2", "m4", "m0"]
+        assert [r.text for r in await u.outbox.claim(T0, lease, 10, chat_id=-100)] == ["m3"]
+        assert [r.text for r in await u.outbox.claim(T0, lease, 10)] == ["m1"]
+        await u.commit()
+
+
 async def test_photo_reuse_is_found_anywhere(uow: UnitOfWorkFactory) -> None:
     """A file_unique_id used on any hazard is reported as used."""
     from storage.models import EvidenceRow
