@@ -159,7 +159,13 @@ async def test_kill_9_at_random_moments_loses_no_escalation(
             async with sessions() as s:
                 hazards = (await s.execute(select(HazardRow))).scalars().all()
                 events = (
-                    await s.execute(select(HazardEvent).where(HazardEvent.kind == "escalated"))
+                    await s.execute(
+                        # In the order they were written: without ORDER BY, PostgreSQL may return
+                        # a row stored in space a killed transaction left, before older rows.
+                        select(HazardEvent)
+                        .where(HazardEvent.kind == "escalated")
+                        .order_by(HazardEvent.id)
+                    )
                 ).scalars().all()
                 dm_rows = (
                     await s.execute(select(OutboxRow).where(OutboxRow.purpose == "dm"))
@@ -173,7 +179,8 @@ async def test_kill_9_at_random_moments_loses_no_escalation(
     for e in events:
         levels.setdefault(e.hazard_id, []).append(e.detail["level"])
     for hazard_id, applied in levels.items():
-        assert applied == sorted(set(applied)), f"hazard {hazard_id} levels applied: {applied}"
+        written = [(e.id, e.at.isoformat(), e.detail) for e in events if e.hazard_id == hazard_id]
+        assert applied == sorted(set(applied)), f"hazard {hazard_id} levels applied: {written}"
     assert all(dm.status == OutboxStatus.SENT for dm in dm_rows)
 
     received = Counter(
