@@ -412,12 +412,16 @@ class Classifier:
 
     def _ack_terms(self, norm: str) -> list[str]:
         """The core ack terms when the normalised text is acknowledgement words only."""
-        if _BARE_ONE.fullmatch(norm):
+        # A question is not an acknowledgement; a long message is not a bare one.
+        if "?" in norm or len(norm) > 2 * _ACK_MAX_CHARS:
+            return []
+        if norm[:1] in ("1", "+") and _BARE_ONE.fullmatch(norm):
             return ["1"]
         if "[" in norm:
             norm = lx.stickers(norm)
-        # A question is not an acknowledgement; a long message is not a bare one.
-        if "?" in norm or len(norm) > 2 * _ACK_MAX_CHARS:
+        # An English word no ack term contains ("noted" yes, "scaffold" no) rules it out.
+        english = norm.isascii() and "@" not in norm
+        if english and not self._lex.ack_latin.issuperset(lx.LATIN_WORD.findall(norm)):
             return []
         # Most chatter holds a Chinese character no ack word has: reject before any regex.
         if any("\u4e00" <= ch <= "\u9fff" for ch in set(norm).difference(self._lex.ack_han)):
@@ -425,9 +429,6 @@ class Classifier:
         form = lx.ack_form(norm)
         if not form or len(form) > _ACK_MAX_CHARS or not self._lex.ack_chars.issuperset(form):
             # A character no ack word contains rules the grammar out without running it.
-            return []
-        if form.isascii() and not self._lex.ack_latin.issuperset(lx.LATIN_WORD.findall(form)):
-            # Likewise an English word no ack term contains ("noted" yes, "scaffold" no).
             return []
         if not self._lex.ack_full.fullmatch(form):
             return []

@@ -115,6 +115,7 @@ class Lexicon:
     info: Mapping[str, tuple[tuple[Role, ...], frozenset[str], bool]]
     lengths: Mapping[str, tuple[int, ...]]
     singles: frozenset[str]
+    starts: frozenset[str]  # first characters of terms, and ASCII word characters
     # (Chinese, English) patterns: acts and objects alone, and with states (beside an object).
     act_patterns: tuple[PatternSet, PatternSet]
     all_patterns: tuple[PatternSet, PatternSet]
@@ -139,10 +140,14 @@ class Lexicon:
         """
         found: list[tuple[int, int, str]] = []
         roles, lengths, singles, word = self.roles, self.lengths, self.singles, _WORD_CHARS
+        starts = self.starts
         size = len(norm)
         i = 0
         while i < size:
             ch = norm[i]
+            if ch not in starts:
+                i += 1  # no term starts with it, and it starts no ASCII word: no slice, no lookup
+                continue
             for length in lengths.get(norm[i : i + 2], ()):
                 end = i + length
                 if end > size or (end < size and norm[end] in word and norm[end - 1] in word):
@@ -498,6 +503,7 @@ def build(
         },
         lengths=_lengths_by_prefix(roles),
         singles=frozenset(term for term in roles if len(term) == 1),
+        starts=frozenset(term[0] for term in roles) | _WORD_CHARS,
         act_patterns=act_patterns,
         all_patterns=all_patterns,
         stats=_compile_guarded(list(filters["stats_patterns"])),
