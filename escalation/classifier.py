@@ -67,9 +67,11 @@ _LATIN = re.compile("[a-z]")
 # Where the first clause of a reply ends ("收到，…", "noted - …", "好的 …").
 _CLAUSE_END = re.compile(r"[,.;:!~。、\s-]+")
 # Words that make "整改完毕" a promise, not a claim: "今天全部整改完毕", "will get it sorted".
+# A time word followed by 已 dates a claim instead ("上午已经处理了").
 _PROMISE = re.compile(
-    r"马上|立即|立刻|今天|明天|之前(?![群说发已就的也都我他有])|之内|下班前|尽快|会|将|\bwill\b"
-    r"|\btoday\b|\basap\b"
+    r"(?:马上|立即|立刻|今天|明天|之前(?![群说发就的也都我他有])|之内|下班前|尽快|会|将|下午|上午|晚上"
+    r"|今晚|中午|一会|等会|待会|稍后|回头)(?!\s*已)"
+    r"|\bwill\b|\btoday\b|\basap\b|\blater\b|\btomorrow\b"
 )
 # A bare "1" (or "111", "+1") is how many groups say 收到.
 _BARE_ONE = re.compile(r"\+?1{1,4}[.!。]*")
