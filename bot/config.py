@@ -343,10 +343,12 @@ class Config(_Frozen):
         return self
 
     def project_for_chat(self, chat_id: int) -> ProjectConfig | None:
-        for project in self.projects:
-            if project.chat_id == chat_id:
-                return project
-        return None
+        return self.projects_by_chat.get(chat_id)
+
+    @functools.cached_property
+    def projects_by_chat(self) -> dict[int, ProjectConfig]:
+        """Built once per config: the sweep asks for every hazard, over hundreds of projects."""
+        return {project.chat_id: project for project in self.projects}
 
     def policy(self, project: ProjectConfig, now: datetime) -> Policy:
         """The timing rules to copy onto a hazard of `project` opened at `now`."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.buttons import dm_payload
 from bot.config import Config, ProjectConfig
-from bot.outbox_rows import outbox_row
+from bot.outbox_rows import outbox_row, outbox_values
 from bot.texts import Texts
 from escalation.chain import Member
 from escalation.clock import Clock
@@ -40,7 +40,32 @@ class Step:
     row: HazardRow
     decision: Decision
     events: list[tuple[str, dict[str, Any]]]
-    outbox: list[OutboxRow]
+    outbox: list[dict[str, Any]]  # outbox_values, inserted in bulk
+
+
+def _domains(rows: Sequence[HazardRow]) -> dict[int, Hazard]:
+    """Each row read once into the core's terms; a corrupt row is left out, and fails alone
+    when its step is rendered."""
+    out: dict[int, Hazard] = {}
+    for row in rows:
+        try:
+            out[row.id] = to_domain(row)
+        except Exception:
+            continue
+    return out
+
+
+def _event(hazard_id: int, kind: str, at: datetime, detail: dict[str, Any]) -> dict[str, Any]:
+    """An event as EventRepository.append writes it, for a bulk insert."""
+    rest = dict(detail)
+    return {
+        "hazard_id": hazard_id,
+        "kind": kind,
+        "at": at,
+        "actor_id": rest.pop("actor_id", None),
+        "actor_name": rest.pop("actor_name", None),
+        "detail": rest,
+    }
 
 
 class Escalator:
@@ -48,7 +73,8 @@ class Escalator:
 
     A sweep takes a batch of due rows (locked with SKIP LOCKED on PostgreSQL), fetches what the
     texts need in two queries, renders every step in memory, applies all level changes in one
-    compare-and-set statement, and writes the events and outbox rows of the steps that won.
+    compare-and-set statement, and writes the events and outbox rows of the steps that won in
+    one bulk insert each (building ORM objects cost more than the rest of a step).
     """
 
     def __init__(
@@ -79,12 +105,13 @@ class Escalator:
             rows = await uow.hazards.list_due(now, limit)
             if not rows:
                 return 0
-            lookups = await self._lookups(uow, rows)
+            domains = _domains(rows)
+            lookups = await self._lookups(uow, rows, domains)
             steps: list[Step] = []
             poisoned: list[tuple[HazardRow, Exception]] = []
             for row in rows:
                 try:
-                    step = self._render_step(row, now, lookups)
+                    step = self._render_step(row, domains.get(row.id), now, lookups)
                 except Exception as exc:
                     log.exception("hazard %s could not be escalated; postponed", row.id)
                     poisoned.append((row, exc))
@@ -92,26 +119,32 @@ class Escalator:
                 if step is not None:
                     steps.append(step)
             won = await uow.hazards.apply_many([(s.row, s.decision.hazard) for s in steps])
-            for step in steps:
-                if step.row.id not in won:
-                    continue  # a stale or duplicate wake-up: someone applied this step already
-                for kind, detail in step.events:
-                    uow.events.append(step.row.id, kind, now, **detail)
-                for item in step.outbox:
-                    uow.outbox.add(item)
+            # A step that lost was a stale or duplicate wake-up: someone applied it already.
+            winners = [step for step in steps if step.row.id in won]
+            await uow.events.append_many(
+                [
+                    _event(step.row.id, kind, now, detail)
+                    for step in winners
+                    for kind, detail in step.events
+                ]
+            )
+            await uow.outbox.add_many([item for step in winners for item in step.outbox])
             for row, error in poisoned:
                 await uow.hazards.postpone(row.id, now + POISON_DELAY)
                 uow.events.append(row.id, "engine_error", now, error=type(error).__name__)
             await uow.commit()
         return len(rows)
 
-    def _render_step(self, row: HazardRow, now: datetime, lookups: Lookups) -> Step | None:
-        decision = decide(to_domain(row), Tick(), now)
+    def _render_step(
+        self, row: HazardRow, hazard: Hazard | None, now: datetime, lookups: Lookups
+    ) -> Step | None:
+        # A row whose domain could not be read fails here, alone, and is postponed.
+        decision = decide(hazard if hazard is not None else to_domain(row), Tick(), now)
         if not decision.calls:
             return None
         project_cfg = self.config.project_for_chat(row.chat_id)
         events: list[tuple[str, dict[str, Any]]] = []
-        outbox: list[OutboxRow] = []
+        outbox: list[dict[str, Any]] = []
         for call in decision.calls:
             if call.repeat is not None:
                 events.append(
@@ -156,22 +189,21 @@ class Escalator:
         now: datetime,
     ) -> None:
         """Write the DMs (and group notice) of one call for a hazard already in this session."""
-        lookups = await self._lookups(uow, [row])
+        hazard = to_domain(row)
+        lookups = await self._lookups(uow, [row], {row.id: hazard})
         events: list[tuple[str, dict[str, Any]]] = []
-        for item in self._render_call(
-            row, row.version, to_domain(row), project_cfg, call, now, lookups, events
-        ):
-            uow.outbox.add(item)
+        await uow.outbox.add_many(
+            self._render_call(row, row.version, hazard, project_cfg, call, now, lookups, events)
+        )
         for kind, detail in events:
             uow.events.append(row.id, kind, now, **detail)
 
-    async def _lookups(self, uow: UnitOfWork, rows: Sequence[HazardRow]) -> Lookups:
+    async def _lookups(
+        self, uow: UnitOfWork, rows: Sequence[HazardRow], domains: dict[int, Hazard]
+    ) -> Lookups:
         ids: set[int] = set()
-        for row in rows:
-            try:
-                chain = to_domain(row).chain
-            except Exception:  # a corrupt row is dealt with, alone, when its step is rendered
-                continue
+        for hazard in domains.values():
+            chain = hazard.chain
             ids.update(m.user_id for m in chain.members_up_to(chain.top) if m.user_id is not None)
         people = await uow.people.get_many(ids)
         acks = await uow.events.of_kind_for([row.id for row in rows], "acknowledged")
@@ -191,7 +223,7 @@ class Escalator:
         now: datetime,
         lookups: Lookups,
         events: list[tuple[str, dict[str, Any]]],
-    ) -> list[OutboxRow]:
+    ) -> list[dict[str, Any]]:
         """The outbox rows of one call: a DM per member, then one group notice."""
         level = hazard.chain.level(call.level)
         project_name = project_cfg.name if project_cfg else str(row.chat_id)
@@ -199,7 +231,7 @@ class Escalator:
         # "Overdue since" is the first deadline nobody met, not the due time of this call.
         first_missed = hazard.due_after(hazard.opened_at, hazard.level_deadline(1))
         overdue = min(call.overdue_since, first_missed) if call.overdue_since else first_missed
-        out: list[OutboxRow] = []
+        out: list[dict[str, Any]] = []
         for member in level.members:
             if member.user_id is None:
                 events.append(("unresolved_member", {"username": member.username}))
@@ -238,7 +270,7 @@ class Escalator:
                     acked=acked,
                 )
             out.append(
-                outbox_row(
+                outbox_values(
                     row,
                     "dm",
                     "sendPhoto" if row.photo_file_id else "sendMessage",
@@ -272,7 +304,7 @@ class Escalator:
                 start_link=self.start_link(row.chat_id),
             )
         out.append(
-            outbox_row(
+            outbox_values(
                 row,
                 "notice",
                 "sendMessage",

@@ -81,17 +81,47 @@ def outbox_row(
     payload: dict[str, Any] | None = None,
 ) -> OutboxRow:
     return OutboxRow(
-        hazard_id=row.id if row is not None else None,
-        purpose=purpose,
-        method=method,
-        chat_id=chat_id,
-        recipient_id=recipient,
-        text=text,
-        reply_to_message_id=reply_to,
-        payload=payload or {},
-        dedupe_key=key,
-        status=OutboxStatus.PENDING,
-        attempts=0,
-        not_before=now,
-        created_at=now,
+        **outbox_values(
+            row,
+            purpose,
+            method,
+            chat_id,
+            text,
+            now,
+            key=key,
+            reply_to=reply_to,
+            recipient=recipient,
+            payload=payload,
+        )
     )
+
+
+def outbox_values(
+    row: HazardRow | None,
+    purpose: str,
+    method: str,
+    chat_id: int,
+    text: str | None,
+    now: datetime,
+    *,
+    key: str,
+    reply_to: int | None = None,
+    recipient: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An outbox row as plain values, for a bulk insert (the sweep writes thousands at once)."""
+    return {
+        "hazard_id": row.id if row is not None else None,
+        "purpose": purpose,
+        "method": method,
+        "chat_id": chat_id,
+        "recipient_id": recipient,
+        "text": text,
+        "reply_to_message_id": reply_to,
+        "payload": payload or {},
+        "dedupe_key": key,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "not_before": now,
+        "created_at": now,
+    }

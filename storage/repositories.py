@@ -7,18 +7,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    ARRAY,
     DateTime,
     Integer,
     Select,
     String,
+    bindparam,
     case,
-    cast,
-    column,
     func,
+    insert,
     or_,
     select,
+    text,
     update,
-    values,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -36,7 +37,6 @@ from storage.models import (
     OutboxStatus,
     Person,
     Project,
-    UTCDateTime,
 )
 
 _Row = TypeVar("_Row")
@@ -82,6 +82,31 @@ def to_domain(row: HazardRow) -> Hazard:
         policy=policy_from_json(row.policy),
         repeats=row.repeats,
     )
+
+
+
+# PostgreSQL's compare-and-set of a batch of hazards: see HazardRepository.apply_many.
+_APPLY_MANY = text(
+    """
+    UPDATE hazards AS h
+    SET state = v.state, level = v.level, deadline = v.deadline, repeats = v.repeats,
+        version = h.version + 1
+    FROM unnest(
+        CAST(:ids AS integer[]), CAST(:versions AS integer[]), CAST(:states AS varchar[]),
+        CAST(:levels AS integer[]), CAST(:deadlines AS timestamptz[]),
+        CAST(:repeats AS integer[])
+    ) AS v(id, version, state, level, deadline, repeats)
+    WHERE h.id = v.id AND h.version = v.version
+    RETURNING h.id
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(Integer)),
+    bindparam("versions", type_=ARRAY(Integer)),
+    bindparam("states", type_=ARRAY(String)),
+    bindparam("levels", type_=ARRAY(Integer)),
+    bindparam("deadlines", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("repeats", type_=ARRAY(Integer)),
+)
 
 
 class ProjectRepository:
@@ -294,34 +319,17 @@ class HazardRepository:
             # SQLite has no column list for a VALUES alias, and an in-process write costs
             # no network round trip: compare-and-set row by row.
             return {row.id for row, h in changes if await self.apply(row, h)}
-        table = HazardRow.__table__  # a Table; the ORM types it as a plain FromClause
-        rows = values(
-            column("v_id", Integer),
-            column("v_version", Integer),
-            column("v_state", String),
-            column("v_level", Integer),
-            column("v_deadline", UTCDateTime()),
-            column("v_repeats", Integer),
-            name="v",
-        ).data(
-            [
-                (row.id, row.version, str(h.state), h.level, h.deadline, h.repeats)
-                for row, h in changes
-            ]
-        )
-        stmt = (
-            update(table)  # type: ignore[arg-type]
-            .where(table.c.id == rows.c.v_id, table.c.version == rows.c.v_version)
-            .values(
-                state=rows.c.v_state,
-                level=rows.c.v_level,
-                # A VALUES row of only NULL deadlines has no type for PostgreSQL: say it.
-                deadline=cast(rows.c.v_deadline, DateTime(timezone=True)),
-                repeats=rows.c.v_repeats,
-                version=table.c.version + 1,
-            )
-            .returning(table.c.id)
-        )
+        # One constant statement with arrays bound: compiled once and cached, where a VALUES
+        # list of 200 rows was compiled anew for every batch (70 ms each in the catch-up).
+        params = {
+            "ids": [row.id for row, _h in changes],
+            "versions": [row.version for row, _h in changes],
+            "states": [str(h.state) for _row, h in changes],
+            "levels": [h.level for _row, h in changes],
+            "deadlines": [h.deadline for _row, h in changes],
+            "repeats": [h.repeats for _row, h in changes],
+        }
+        stmt = _APPLY_MANY.bindparams(**params)
         won = {int(i) for i in (await self._s.execute(stmt)).scalars()}
         for row, _h in changes:
             if row.id in won:
@@ -388,6 +396,13 @@ class EventRepository:
             )
         )
 
+    async def append_many(self, events: Sequence[dict[str, Any]]) -> None:
+        """Many events in one statement: each a dict of hazard_id, kind, at, actor_id,
+        actor_name and detail. Written at once, not at commit, like any statement."""
+        if events:  # the table, not the entity: the ORM's bulk path ran a statement per row
+            table = HazardEvent.metadata.tables["hazard_events"]
+            await self._s.execute(insert(table), list(events))
+
     async def for_hazard(self, hazard_id: int) -> Sequence[HazardEvent]:
         result = await self._s.execute(
             select(HazardEvent).where(HazardEvent.hazard_id == hazard_id).order_by(HazardEvent.id)
@@ -449,6 +464,11 @@ class OutboxRepository:
 
     def add(self, row: OutboxRow) -> None:
         self._s.add(row)
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Many rows in one statement, from `bot.outbox_rows.outbox_values`."""
+        if rows:  # the table, not the entity: the ORM's bulk path ran a statement per row
+            await self._s.execute(insert(OutboxRow.metadata.tables["outbox"]), list(rows))
 
     async def claim(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from sqlalchemy import inspect
@@ -98,6 +99,31 @@ async def test_compare_and_set_applies_a_step_once(uow: UnitOfWorkFactory) -> No
         fresh = await u2.hazards.get(hid)
         assert fresh is not None
         assert (fresh.level, fresh.version) == (2, 1)
+
+
+async def test_a_batch_compare_and_set_applies_only_the_current_versions(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """apply_many in one go: the rows whose version matched move (with a deadline, or with
+    none); a stale copy changes nothing and is not in the answer."""
+    ids = [await _hazard(uow, number_hint=str(i)) for i in range(3)]
+    now = T0 + timedelta(minutes=31)
+    async with uow() as u:
+        rows = [await u.hazards.get(i) for i in ids]
+        first, second, _third = (r for r in rows if r is not None)
+        moved = decide(to_domain(first), Tick(), now).hazard
+        finished = dataclasses.replace(moved, deadline=None, repeats=1)
+        stale = HazardRow(id=ids[2], version=7)
+        won = await u.hazards.apply_many([(first, moved), (second, finished), (stale, moved)])
+        await u.commit()
+    assert won == {ids[0], ids[1]}
+    async with uow() as u:
+        got = [await u.hazards.get(i) for i in ids]
+        assert [(r.level, r.version, r.deadline, r.repeats) for r in got if r is not None] == [
+            (2, 1, moved.deadline, 0),
+            (2, 1, None, 1),
+            (1, 0, T0 + timedelta(minutes=30), 0),
+        ]
 
 
 async def test_list_due_returns_only_passed_active_deadlines(uow: UnitOfWorkFactory) -> None:
