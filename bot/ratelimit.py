@@ -1,10 +1,10 @@
 """Telegram's sending limits, enforced before each call: DMs ahead of group messages.
 
-Why not PTB's `AIORateLimiter`: its buckets are leaky buckets as deep as their rate, so one
-second could carry ~60 messages and a group's first minute ~39 (benchmarks/outbound.py
-measured 44 and 26). And its overall bucket is first come, first served: during a burst of
-escalations, group notices queued ahead of a DM delay the DM, although the DM is the
-escalation and the notice only tells the group about it. Here:
+It is PTB's `AIORateLimiter` with its scheduling replaced. PTB's buckets are leaky buckets as
+deep as their rate, so one second could carry ~60 messages and a group's first minute ~39
+(benchmarks/outbound.py measured 44 and 26); and its overall bucket is first come, first
+served: during a burst of escalations, group notices queued ahead of a DM delay the DM,
+although the DM is the escalation and the notice only tells the group about it. Here:
 
 - every message waits for one overall pacer that lets one call through every 1/28 s, so no
   second carries more than 28; waiting private chats always go before waiting groups;
@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram.error import RetryAfter
-from telegram.ext import BaseRateLimiter
+from telegram.ext import AIORateLimiter
 
 OVERALL_PER_SECOND = 28
 GROUP_MESSAGES = 20
@@ -119,7 +119,7 @@ class SlidingWindow:
         return now >= self._paused_until and all(s <= now - self.period for s in self._stamps)
 
 
-class TelegramLimits(BaseRateLimiter[int]):
+class TelegramLimits(AIORateLimiter):
     """The bot's rate limiter: see the module docstring."""
 
     def __init__(
@@ -128,6 +128,8 @@ class TelegramLimits(BaseRateLimiter[int]):
         group_messages: int = GROUP_MESSAGES,
         group_window: float = GROUP_WINDOW_S,
     ) -> None:
+        # PTB's own buckets are switched off: process_request below does the scheduling.
+        super().__init__(overall_max_rate=0, group_max_rate=0)
         self._pacer = PriorityPacer(1 / per_second)
         self._group_messages = group_messages
         self._group_window = group_window
