@@ -31,6 +31,14 @@ class Lookups:
 
     people: dict[int, Person] = field(default_factory=dict)
     acked: dict[int, list[str]] = field(default_factory=dict)
+    # @usernames of the chain resolved since the hazard opened (lower case → id): a member
+    # written as @username is DMed once the bot has seen that person, even on older hazards.
+    usernames: dict[str, int] = field(default_factory=dict)
+
+    def uid(self, member: Member) -> int | None:
+        if member.user_id is not None:
+            return member.user_id
+        return self.usernames.get((member.username or "").lower())
 
 
 @dataclass
@@ -41,6 +49,10 @@ class Step:
     decision: Decision
     events: list[tuple[str, dict[str, Any]]]
     outbox: list[dict[str, Any]]  # outbox_values, inserted in bulk
+
+
+def _started(person: Person | None) -> bool:
+    return person is not None and bool(person.started)
 
 
 def _domains(rows: Sequence[HazardRow]) -> dict[int, Hazard]:
@@ -202,16 +214,23 @@ class Escalator:
         self, uow: UnitOfWork, rows: Sequence[HazardRow], domains: dict[int, Hazard]
     ) -> Lookups:
         ids: set[int] = set()
+        names: set[str] = set()
         for hazard in domains.values():
-            chain = hazard.chain
-            ids.update(m.user_id for m in chain.members_up_to(chain.top) if m.user_id is not None)
-        people = await uow.people.get_many(ids)
+            for m in hazard.chain.members_up_to(hazard.chain.top):
+                if m.user_id is not None:
+                    ids.add(m.user_id)
+                elif m.username:
+                    names.add(m.username)
+        usernames = {
+            name.lower(): uid for name, uid in (await uow.people.ids_for_usernames(names)).items()
+        }
+        people = await uow.people.get_many(ids | set(usernames.values()))
         acks = await uow.events.of_kind_for([row.id for row in rows], "acknowledged")
         acked = {
             hazard_id: [f"{e.actor_name or e.actor_id} {self.texts.clock(e.at)}" for e in events]
             for hazard_id, events in acks.items()
         }
-        return Lookups(people, acked)
+        return Lookups(people, acked, usernames)
 
     def _render_call(
         self,
@@ -233,7 +252,8 @@ class Escalator:
         overdue = min(call.overdue_since, first_missed) if call.overdue_since else first_missed
         out: list[dict[str, Any]] = []
         for member in level.members:
-            if member.user_id is None:
+            uid = lookups.uid(member)
+            if uid is None:
                 events.append(("unresolved_member", {"username": member.username}))
                 continue
             if call.overdue_since is None:
@@ -274,11 +294,11 @@ class Escalator:
                     row,
                     "dm",
                     "sendPhoto" if row.photo_file_id else "sendMessage",
-                    member.user_id,
+                    uid,
                     text,
                     now,
-                    key=f"{row.id}:v{version}:dm:{member.user_id}",
-                    recipient=member.user_id,
+                    key=f"{row.id}:v{version}:dm:{uid}",
+                    recipient=uid,
                     payload=dm_payload(self.texts, row),  # buttons, and the report's photo
                 )
             )
@@ -292,8 +312,7 @@ class Escalator:
             unreachable = [
                 self._label(m, lookups)
                 for m in level.members
-                if m.user_id is None
-                or not (lookups.people.get(m.user_id) and lookups.people[m.user_id].started)
+                if not _started(lookups.people.get(lookups.uid(m) or 0))
             ]
             notice = self.texts.group_escalated(
                 number=row.number,
@@ -368,7 +387,8 @@ class Escalator:
         """The configured name, else the name Telegram gave, else @username or the id."""
         if member.name:
             return member.name
-        person = lookups.people.get(member.user_id) if member.user_id is not None else None
+        uid = lookups.uid(member)
+        person = lookups.people.get(uid) if uid is not None else None
         if person is not None and person.name:
             return person.name
         return member.label()

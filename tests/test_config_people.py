@@ -33,6 +33,25 @@ async def test_username_resolves_after_start_and_reaches_the_dm(database: Databa
         assert any("#2" in text for text in bot.dms(SUPERVISOR_B))
 
 
+async def test_a_hazard_opened_before_the_username_was_seen_still_reaches_them(
+    database: Database,
+) -> None:
+    """#1's snapshot only knows @li_sup; by the time it escalates the bot has seen user 1003, so
+    the DM goes to 1003, no member is logged as unresolved, and the group notice does not call
+    them unreachable."""
+    async with running_bot(parse_config(BY_NAME), database, start=T0) as bot:
+        await bot.say(REPORTER, "塔吊配重块松动了")
+        bot.api.start_bot(SUPERVISOR_B)
+        await bot.settle()
+        await bot.advance(timedelta(minutes=31))
+        assert len([t for t in bot.dms(SUPERVISOR_B) if "#1" in t]) == 1
+        assert await bot.events("unresolved_member") == []
+        [notice] = [t for t in bot.group_texts() if "🔺" in t]
+        [cannot_dm] = [line for line in notice.splitlines() if "无法私信" in line]
+        assert "监理张工" in cannot_dm  # never started
+        assert "李工" not in cannot_dm.replace("监理张工", "")
+
+
 async def test_check_config_shows_the_stored_mapping(
     database: Database, db_engine: AsyncEngine
 ) -> None:
