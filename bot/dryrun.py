@@ -98,6 +98,7 @@ def render(
         role=level1.role,
         people=[m.label() for m in level1.members],
         deadline=hazard.deadline,
+        now=now,
     )
     lines += ["", "card in the group (as #1):", *(f"  | {line}" for line in card.splitlines())]
     lines += ["", *_schedule_lines(config, project, critical, steps, zone)]

@@ -264,6 +264,7 @@ class Escalator:
                     role=level.role,
                     text=row.text,
                     deadline=hazard.deadline,
+                    now=now,
                 )
             elif call.repeat is not None:
                 text = self.texts.dm_repeat(

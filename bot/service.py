@@ -286,6 +286,7 @@ class HazardService:
                 role=level1.role,
                 people=labels,
                 deadline=hazard.deadline,
+                now=now,
             )
             await self.say(
                 uow,

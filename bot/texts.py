@@ -47,6 +47,7 @@ _T: dict[str, dict[str, str]] = {
         "en": '⏰ Reminder ({k}/{of}): hazard #{n} ({project}) still has nobody on site.\n"{text}"\n'
         'Overdue since {overdue}.\nOnly typed "noted": {acked}',
     },
+    "tomorrow": {"zh": "明天 {t}", "en": "tomorrow {t}"},
     "dm_critical": {
         "zh": "🛑 紧急隐患 #{n}({project}),你是第1级:{role}\n「{text}」\n请立即叫停施工并到现场,"
         "在 {deadline} 前回复这条私信或在群里发照片或位置。",
@@ -293,6 +294,22 @@ class Texts:
     def clock(self, when: datetime) -> str:
         return when.astimezone(ZoneInfo(self.timezone)).strftime("%H:%M")
 
+    def due(self, when: datetime, now: datetime | None) -> str:
+        """A deadline as people read it: 10:30 today, 明天 08:30, else the date too.
+
+        Working hours can move a deadline to the next working morning, or past a holiday, and a
+        bare 08:30 would then read as this morning.
+        """
+        if now is None:
+            return self.clock(when)
+        zone = ZoneInfo(self.timezone)
+        days = (when.astimezone(zone).date() - now.astimezone(zone).date()).days
+        if days == 0:
+            return self.clock(when)
+        if days == 1:
+            return self._t("tomorrow", t=self.clock(when))
+        return self.stamp(when)
+
     def stamp(self, when: datetime) -> str:
         return when.astimezone(ZoneInfo(self.timezone)).strftime("%m-%d %H:%M")
 
@@ -319,6 +336,7 @@ class Texts:
         role: str,
         people: Sequence[str],
         deadline: datetime,
+        now: datetime | None = None,
     ) -> str:
         cat = (
             f"({category})"
@@ -332,7 +350,7 @@ class Texts:
             category=cat,
             role=role,
             people=self.people(people),
-            deadline=self.clock(deadline),
+            deadline=self.due(deadline, now),
         )
 
     def ack_reminder(self, *, number: int, left: timedelta) -> str:
@@ -400,7 +418,14 @@ class Texts:
         )
 
     def dm_critical(
-        self, *, number: int, project: str, role: str, text: str, deadline: datetime
+        self,
+        *,
+        number: int,
+        project: str,
+        role: str,
+        text: str,
+        deadline: datetime,
+        now: datetime | None = None,
     ) -> str:
         return self._t(
             "dm_critical",
@@ -408,7 +433,7 @@ class Texts:
             project=project,
             role=role,
             text=_quote(text),
-            deadline=self.clock(deadline),
+            deadline=self.due(deadline, now),
         )
 
     def group_unreachable(self, *, people: Sequence[str], start_link: str) -> str:

@@ -89,6 +89,12 @@ def test_working_hours_move_a_friday_evening_report_to_monday(
         "2024-05-20 08:20 Mon 05-17 18:20 escalated to level 2 DM+notice 监理张工 (1002), 监理李工 (1003)",
         "2024-05-20 08:50 Mon 05-17 18:50 escalated to level 3 DM+notice 总工赵工 (1004)",
     ]
+    # The card names the date: a bare 08:20 would read as this morning.
+    assert "在 05-20 08:20 前到现场" in out
+    _, out, _ = dry_run(tmp_path, capsys, REPORT, "2024-05-16 17:50", WORKING_HOURS)
+    assert "在 明天 08:20 前到现场" in out
+    _, out, _ = dry_run(tmp_path, capsys, REPORT, "2024-05-16 09:00", WORKING_HOURS)
+    assert "在 09:30 前到现场" in out
 
 
 def test_public_holiday_and_make_up_day(
