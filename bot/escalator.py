@@ -34,6 +34,8 @@ class Lookups:
     # @usernames of the chain resolved since the hazard opened (lower case → id): a member
     # written as @username is DMed once the bot has seen that person, even on older hazards.
     usernames: dict[str, int] = field(default_factory=dict)
+    # Chats that became supergroups: the config still names the old id (chat id → project).
+    moved: dict[int, ProjectConfig] = field(default_factory=dict)
 
     def uid(self, member: Member) -> int | None:
         if member.user_id is not None:
@@ -154,7 +156,7 @@ class Escalator:
         decision = decide(hazard if hazard is not None else to_domain(row), Tick(), now)
         if not decision.calls:
             return None
-        project_cfg = self.config.project_for_chat(row.chat_id)
+        project_cfg = self.config.project_for_chat(row.chat_id) or lookups.moved.get(row.chat_id)
         events: list[tuple[str, dict[str, Any]]] = []
         outbox: list[dict[str, Any]] = []
         for call in decision.calls:
@@ -230,7 +232,14 @@ class Escalator:
             hazard_id: [f"{e.actor_name or e.actor_id} {self.texts.clock(e.at)}" for e in events]
             for hazard_id, events in acks.items()
         }
-        return Lookups(people, acked, usernames)
+        moved: dict[int, ProjectConfig] = {}
+        for chat_id in {row.chat_id for row in rows}:
+            if self.config.project_for_chat(chat_id) is None:
+                old = await uow.projects.migrated_from(chat_id)
+                project = self.config.project_for_chat(old) if old is not None else None
+                if project is not None:
+                    moved[chat_id] = project
+        return Lookups(people, acked, usernames, moved)
 
     def _render_call(
         self,

@@ -94,7 +94,7 @@ async def test_supergroup_migration_moves_the_hazards_and_the_config_lookup(
     database: Database,
 ) -> None:
     """After a basic group becomes a supergroup, #1 lives in the new chat: evidence there stops
-    its clock, /hazards answers there, and escalation notices go there."""
+    its clock, /hazards answers there, escalation notices go there, and DMs name the project."""
     config = parse_config(CONFIG_TOML.replace(str(GROUP), str(BASIC_GROUP)))
     async with LocalBotApi() as api:
         people(api)
@@ -116,8 +116,12 @@ async def test_supergroup_migration_moves_the_hazards_and_the_config_lookup(
             texts = [m.get("text", "") for m in api.sent(SUPERGROUP)]
             assert any("✅ #1" in t for t in texts)
             assert any("#2 待到场" in t for t in texts)
+            api.start_bot(SUPERVISOR_A)
             await bot.advance(timedelta(minutes=31))
             assert any("#2 已超时" in m.get("text", "") for m in api.sent(SUPERGROUP))
+            # The config still names the old chat id; the DM names the project all the same.
+            [dm] = [t for t in bot.dms(SUPERVISOR_A) if "#2" in t]
+            assert "邮政南苑小区改造" in dm
 
 
 async def test_anonymous_admin_reports_and_acknowledges(config: Config, database: Database) -> None:
