@@ -150,8 +150,12 @@ async def _demo(speed: float, language: str) -> int:
                 await app.stop()
                 await runtime.stop()
     _print(lines, acked)
-    dms = sum(1 for line in lines if line.who.startswith("[机器人→私信"))
-    return 0 if dms else 1
+    return 0 if any(_is_escalation_dm(line) for line in lines) else 1
+
+
+def _is_escalation_dm(line: Line) -> bool:
+    """A DM that calls someone to the site, not the greeting that answers /start."""
+    return line.who.startswith("[机器人→私信") and line.text.startswith(("🔺", "🛑", "⏰"))
 
 
 def _cast(api: LocalBotApi) -> None:
@@ -208,7 +212,7 @@ def _print(lines: list[Line], acked: list[str]) -> None:
     print("\n只回复了「收到」、没有到场的人:")
     for entry in acked:
         print(f"  - {entry}")
-    dms = sum(1 for line in lines if line.who.startswith("[机器人→私信"))
+    dms = sum(1 for line in lines if _is_escalation_dm(line))
     group = sum(1 for line in lines if line.who == "[机器人→群]")
     print(f"\n机器人:群内 {group} 条(含表情回应),升级私信 {dms} 条。")
     print("原案中,两小时后事故发生。实地走要的不是「收到」,是有人到现场叫停施工。")
