@@ -600,16 +600,29 @@ HELDOUT_PARTS: dict[str, tuple[str, int, int | None]] = {
         0,
         None,
     ),
+    "part 5: written blind after round 2, run once after round 3": (
+        "messages_heldout_p5.jsonl",
+        0,
+        None,
+    ),
+    "part 6: written blind after round 2, run once after round 3": (
+        "messages_heldout_p6.jsonl",
+        0,
+        None,
+    ),
 }
+# Parts 1-4: tuned on in round 3. Parts 5 and 6: never tuned on (the blind estimate).
 HELDOUT_FILES = ("messages_heldout.jsonl", "messages_heldout_p4.jsonl")
+BLIND_FILES = ("messages_heldout_p5.jsonl", "messages_heldout_p6.jsonl")
 
 
 def labelled_sets() -> dict[str, list[Row]]:
-    """The sets the floors guard: dev (tuned on), all held-out parts together, and part 4."""
+    """The sets the floors guard: dev and parts 1-4 (tuned on), part 4, and parts 5-6 (blind)."""
     return {
         "messages_dev": load(DATA / "messages_dev.jsonl"),
         "heldout_all": [row for name in HELDOUT_FILES for row in load(DATA / name)],
         "heldout_p4": load(DATA / "messages_heldout_p4.jsonl"),
+        "heldout_p56": [row for name in BLIND_FILES for row in load(DATA / name)],
     }
 
 
@@ -621,6 +634,10 @@ FLOORS = {
     "messages_dev": Scores(0.995, 0.995, 0.995, 0.995, 0.99),
     "heldout_all": Scores(0.99, 0.99, 0.99, 0.99, 0.99),
     "heldout_p4": Scores(0.99, 0.99, 0.99, 0.99, 0.99),
+    # Parts 5 and 6, written blind by two other engineers and run once after round 3 ended
+    # (P 0.918, R 0.801, F1 0.856, ack accuracy 0.877, ack precision 0.973): the honest
+    # estimate, short of the issue's targets. Not tuned on since; the floor guards regressions.
+    "heldout_p56": Scores(0.91, 0.79, 0.85, 0.87, 0.96),
 }
 
 
@@ -636,8 +653,8 @@ def test_accuracy_on_the_labelled_set_stays_above_its_floor(clf: Classifier, nam
 def test_the_labelled_sets_look_like_real_groups() -> None:
     """Enough messages, mostly chatter, both languages, and dev and held-out never overlap."""
     sets = labelled_sets()
-    dev, held = sets["messages_dev"], sets["heldout_all"]
-    rows = dev + held
+    dev, held, blind = sets["messages_dev"], sets["heldout_all"], sets["heldout_p56"]
+    rows = dev + held + blind
     assert len(rows) >= 400
     share = {k: sum(r.kind == k for r in rows) / len(rows) for k in ("hazard", "ack", "other")}
     assert 0.2 <= share["hazard"] <= 0.35, share
@@ -647,7 +664,11 @@ def test_the_labelled_sets_look_like_real_groups() -> None:
     # (up to 8 characters) no message is in both. The count, not the texts, is reported: the
     # message must not show held-out lines to whoever is tuning.
     overlap = {r.text for r in dev if len(r.text) > 8} & {r.text for r in held}
-    assert not overlap, f"{len(overlap)} dev messages also in held-out"
+    assert len(overlap) == 0, "dev messages also in held-out parts 1-4"
+    # Parts 5 and 6 were written by people who never saw dev: the few texts both have are
+    # phrases everyone types (4 of 640 when they were added: "will do 👍" and its kin).
+    common = {r.text for r in dev if len(r.text) > 8} & {r.text for r in blind}
+    assert len(common) <= 6, "dev shares more than everyday phrases with parts 5 and 6"
     for row in rows:
         assert (row.category is None) == (row.kind != "hazard") == (row.severity is None), row
 
@@ -657,6 +678,7 @@ def report() -> None:
     clf = Classifier()
     sets = labelled_sets()
     del sets["heldout_p4"]
+    sets["heldout_p56 (blind)"] = sets.pop("heldout_p56")
     for part, (name, start, end) in HELDOUT_PARTS.items():
         sets[f"  heldout {part}"] = load(DATA / name)[start:end]
     for name, rows in sets.items():
