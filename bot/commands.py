@@ -87,6 +87,9 @@ class Commands:
         text = self.texts.ids(chat=msg.chat_id, user=msg.sender.user_id, title=title)
         await self._answer(msg, Page(text))
 
+    async def usage_report(self, msg: GroupMessage) -> None:
+        await self._answer(msg, Page(self.texts.usage_report()))
+
     async def help(self, msg: GroupMessage) -> None:
         await self._answer(msg, Page(self.texts.help(private=False)))
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from telegram import CallbackQuery, ChatMember, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, Chat, ChatMember, InlineKeyboardMarkup, Message, Update, User
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
@@ -68,12 +69,18 @@ def sender_of(update: Update) -> Sender | None:
 
     An anonymous group admin posts as the group itself (`sender_chat`), via @GroupAnonymousBot.
     """
-    user = update.effective_user
     msg = update.effective_message
     chat = update.effective_chat
-    sender_chat = msg.sender_chat if msg is not None else None
+    return _person(
+        msg.sender_chat if msg is not None else None,
+        update.effective_user,
+        chat.id if chat is not None else None,
+    )
+
+
+def _person(sender_chat: Chat | None, user: User | None, chat_id: int | None) -> Sender | None:
     if sender_chat is not None:
-        if chat is None or sender_chat.id != chat.id:
+        if sender_chat.id != chat_id:
             return None  # a channel post, or someone posting as a channel
         return Sender(ANONYMOUS_ADMIN_ID, None, sender_chat.title or "", anonymous=True)
     if user is None or user.is_bot:
@@ -267,6 +274,46 @@ async def on_dismiss(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await runtime(context).changed()
 
 
+async def on_report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/report text, or /report in reply to a message: a hazard the classifier did not see.
+
+    Anyone in the group may report, as with any report. The classifier still names the category
+    and severity; only its "not a hazard" is overruled, and `matched` says so.
+    """
+    gm = await _configured(update, context)
+    msg = update.effective_message
+    if gm is None or msg is None:
+        return
+    rt = runtime(context)
+    text = " ".join(context.args or []).strip()
+    target = gm
+    original = msg.reply_to_message
+    if not text and original is not None and (original.text or original.caption):
+        author = _author_of(original)
+        if author is None:
+            return  # a bot's or a channel's message is not a report
+        target = GroupMessage(
+            gm.chat_id, original.message_id, author, None, original.text or original.caption or ""
+        )
+    elif text:
+        target = dataclasses.replace(gm, text=text)
+    else:
+        await rt.service.commands.usage_report(gm)
+        rt.dispatcher.kick()
+        return
+    result = rt.classifier.classify(target.text, is_reply=False)
+    forced = dataclasses.replace(
+        result, kind=Kind.HAZARD, matched=(*result.matched, "rule:reported_by_command")
+    )
+    photo = photo_of(original) if target is not gm and original is not None else None
+    await _reported(rt, await rt.service.report(target, forced, photo=photo))
+
+
+def _author_of(msg: Message) -> Sender | None:
+    """Who wrote a message reported on their behalf; None for bots and channels."""
+    return _person(msg.sender_chat, msg.from_user, msg.chat_id)
+
+
 async def on_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/id: answered in unconfigured groups too, since that is where it is needed first."""
     gm = group_message(update)
@@ -298,6 +345,7 @@ _GROUP_COMMANDS = {
     "hazards": on_hazards,
     "hazard": on_hazard,
     "chain": on_chain,
+    "report": on_report,
     "dismiss": on_dismiss,
     "id": on_id,
     "help": on_help,

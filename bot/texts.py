@@ -147,6 +147,10 @@ _T: dict[str, dict[str, str]] = {
         "zh": "❎ #{n} 已撤销(误报),{who}:{reason}",
         "en": "❎ #{n} dismissed as a false alarm by {who}: {reason}",
     },
+    "usage_report": {
+        "zh": "用法:/report 隐患内容,或回复一条消息发 /report,把它登记为隐患。",
+        "en": "Usage: /report WHAT IS WRONG, or reply /report to a message to register it.",
+    },
     "usage_dismiss": {
         "zh": "用法:/dismiss 编号 原因,例如 /dismiss 3 看错了楼号",
         "en": "Usage: /dismiss NUMBER REASON, e.g. /dismiss 3 wrong building",
@@ -169,11 +173,13 @@ _T: dict[str, dict[str, str]] = {
         "zh": "实地走:群里报告隐患,我登记为 #N 并通知责任人。\n"
         "「收到」不算到场:到现场后回复照片或位置(回复隐患消息,或写上 #N)。\n"
         "/hazards 进行中的隐患\n/hazard N 某个隐患的全部记录\n/chain 责任链和谁能收到私信\n"
+        "/report 内容 登记我没认出的隐患(或回复那条消息)\n"
         "/dismiss N 原因 撤销误报(报告人或管理员)\n/id 本群和你的 id",
         "en": "sitewalk: report a hazard here and I register it as #N and call the people "
         'responsible.\n"Noted" is not a visit: on site, reply with a photo or location (to the '
         "hazard message, or with #N).\n/hazards active hazards\n/hazard N one hazard's full "
-        "record\n/chain the chain and who can be DMed\n/dismiss N reason: a false alarm "
+        "record\n/chain the chain and who can be DMed\n/report what: a hazard I did not "
+        "recognise (or reply /report to it)\n/dismiss N reason: a false alarm "
         "(reporter or admin)\n/id this chat's and your ids",
     },
     "help_dm": {
@@ -604,6 +610,9 @@ class Texts:
     def usage_dismiss(self) -> str:
         return self._t("usage_dismiss")
 
+    def usage_report(self) -> str:
+        return self._t("usage_report")
+
     def dismiss_denied(self, *, number: int) -> str:
         return self._t("dismiss_denied", n=number)
 
@@ -723,6 +732,7 @@ COMMANDS: dict[str, dict[str, list[tuple[str, str]]]] = {
             ("hazards", "进行中的隐患"),
             ("hazard", "某个隐患的全部记录:/hazard N"),
             ("chain", "责任链,以及谁能收到私信"),
+            ("report", "登记我没认出的隐患:/report 内容"),
             ("dismiss", "撤销误报:/dismiss N 原因"),
             ("id", "本群和你的 id(用于配置文件)"),
             ("help", "怎么用"),
@@ -731,6 +741,7 @@ COMMANDS: dict[str, dict[str, list[tuple[str, str]]]] = {
             ("hazards", "Active hazards"),
             ("hazard", "One hazard's full record: /hazard N"),
             ("chain", "The responsibility chain and who can be DMed"),
+            ("report", "Register a hazard I missed: /report what"),
             ("dismiss", "A false alarm: /dismiss N reason"),
             ("id", "This chat's and your ids, for the config file"),
             ("help", "How it works"),

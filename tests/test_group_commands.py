@@ -43,7 +43,7 @@ async def test_commands_are_registered_in_zh_and_en(config: Config, database: Da
         groups, private = {"type": "all_group_chats"}, {"type": "all_private_chats"}
         for code in ("zh", "en", ""):
             names = [c["command"] for c in bot.api.commands(groups, code)]
-            assert names == ["hazards", "hazard", "chain", "dismiss", "id", "help"]
+            assert names == ["hazards", "hazard", "chain", "report", "dismiss", "id", "help"]
             assert [c["command"] for c in bot.api.commands(private, code)] == [
                 "mine",
                 "start",
@@ -51,6 +51,52 @@ async def test_commands_are_registered_in_zh_and_en(config: Config, database: Da
             ]
         assert bot.api.commands(groups, "zh")[0]["description"] == "进行中的隐患"
         assert bot.api.commands(groups, "en")[0]["description"] == "Active hazards"
+
+
+MISSED = "二楼楼梯口那块板子踩上去软软的"  # the classifier reads it as chatter
+
+
+async def test_report_registers_what_the_classifier_missed(
+    config: Config, database: Database
+) -> None:
+    """/report text opens #1 with that text, a card replying to the command, and a deadline;
+    matched records that a person, not the classifier, decided."""
+    async with running_bot(config, database, start=T0) as bot:
+        await bot.say(REPORTER, MISSED)
+        assert await bot.hazards() == []
+        command = await bot.say(SAFETY, f"/report {MISSED}")
+        [hazard] = await bot.hazards()
+        assert (hazard.number, hazard.text, hazard.reporter_id) == (1, MISSED, SAFETY)
+        assert hazard.report_message_id == command["message_id"]
+        card = bot.api.sent(GROUP)[-1]
+        assert "#1" in card["text"]
+        assert card["reply_to_message"]["message_id"] == command["message_id"]
+        [reported] = await bot.events("reported")
+        assert "rule:reported_by_command" in reported.detail["matched"]
+
+
+async def test_report_in_reply_registers_the_message_it_answers(
+    config: Config, database: Database
+) -> None:
+    """/report replying to someone's message registers that message, reported by its author;
+    a second /report to it opens nothing new."""
+    async with running_bot(config, database, start=T0) as bot:
+        original = await bot.say(REPORTER, MISSED)
+        await bot.say(SAFETY, "/report", reply_to=original["message_id"])
+        await bot.say(SUPERVISOR_A, "/report", reply_to=original["message_id"])
+        [hazard] = await bot.hazards()
+        assert (hazard.text, hazard.reporter_id) == (MISSED, REPORTER)
+        assert hazard.report_message_id == original["message_id"]
+        cards = [m for m in bot.api.sent(GROUP) if "#1" in m.get("text", "")]
+        assert len(cards) == 1
+
+
+async def test_report_without_text_or_reply_explains_itself(
+    config: Config, database: Database
+) -> None:
+    async with running_bot(config, database, start=T0) as bot:
+        assert "/report" in await answer(bot, REPORTER, "/report")
+        assert await bot.hazards() == []
 
 
 async def test_hazards_lists_open_hazards_with_level_and_time_left(
