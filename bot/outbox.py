@@ -96,25 +96,37 @@ class OutboxDispatcher:
             self._wake.clear()
 
     async def _fill(self) -> list[asyncio.Task[int]]:
-        """Start a sender for each chat with ready rows that has none yet; returns them."""
+        """Start a sender for each chat with ready rows that has none yet; returns them.
+
+        DMs and groups have `max_chats` senders each: groups waiting out their 20 a minute
+        must not hold the places that the next escalation DMs need.
+        """
         started: list[asyncio.Task[int]] = []
-        while len(self._senders) < self._max_chats:
-            async with self._uow() as uow:
-                rows = await uow.outbox.claim(
-                    self._clock.now(), self._lease, self._batch, skip_chats=set(self._senders)
-                )
-                await uow.commit()
-            by_chat: dict[int, list[OutboxRow]] = {}
-            for row in rows:
-                by_chat.setdefault(row.chat_id, []).append(row)
-            for chat_id, chat_rows in by_chat.items():
-                task = asyncio.create_task(self._send_chat(chat_id, chat_rows))
-                self._senders[chat_id] = task
-                task.add_done_callback(functools.partial(self._sender_done, chat_id))
-                started.append(task)
-            if len(rows) < self._batch:
-                break
+        for private in (True, False):
+            while (free := self._max_chats - self._busy(private)) > 0:
+                async with self._uow() as uow:
+                    rows = await uow.outbox.claim(
+                        self._clock.now(),
+                        self._lease,
+                        min(free, self._batch),
+                        private=private,
+                        skip_chats=[c for c in self._senders if (c > 0) == private],
+                    )
+                    await uow.commit()
+                by_chat: dict[int, list[OutboxRow]] = {}
+                for row in rows:
+                    by_chat.setdefault(row.chat_id, []).append(row)
+                for chat_id, chat_rows in by_chat.items():
+                    task = asyncio.create_task(self._send_chat(chat_id, chat_rows))
+                    self._senders[chat_id] = task
+                    task.add_done_callback(functools.partial(self._sender_done, chat_id))
+                    started.append(task)
+                if len(rows) < min(free, self._batch):
+                    break
         return started
+
+    def _busy(self, private: bool) -> int:
+        return sum(1 for chat_id in self._senders if (chat_id > 0) == private)
 
     def _sender_done(self, chat_id: int, task: asyncio.Task[int]) -> None:
         self._senders.pop(chat_id, None)
@@ -152,7 +164,7 @@ class OutboxDispatcher:
                         break
                     batch.append(queue.popleft())
             handled += len(batch)
-            held = [row for row in batch if await self._renew(row)]
+            held = await self._renew(batch)
             if held:
                 await self._deliver(held)
         return handled
@@ -165,16 +177,17 @@ class OutboxDispatcher:
             await uow.commit()
         return rows
 
-    async def _renew(self, row: OutboxRow) -> bool:
-        """Extend our lease just before sending; False when another sender took the row."""
-        assert row.claimed_until is not None
+    async def _renew(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Extend our lease just before sending; leaves out rows another sender took."""
         until = self._clock.now() + self._lease
+        held = [(row.id, row.claimed_until) for row in rows if row.claimed_until is not None]
         async with self._uow() as uow:
-            renewed = await uow.outbox.renew(row.id, row.claimed_until, until)
+            renewed = await uow.outbox.renew_many(held, until)
             await uow.commit()
-        if renewed:
-            row.claimed_until = until
-        return renewed
+        for row in rows:
+            if row.id in renewed:
+                row.claimed_until = until
+        return [row for row in rows if row.id in renewed]
 
     async def _deliver(self, rows: list[OutboxRow]) -> None:
         """Send one message for `rows` (one row, or notices merged) and mark every row."""
@@ -324,8 +337,7 @@ class OutboxDispatcher:
     @staticmethod
     async def _current(uow: UnitOfWork, rows: list[OutboxRow]) -> list[OutboxRow]:
         """The rows as this transaction sees them."""
-        found = [await uow.outbox.get(row.id) for row in rows]
-        return [row for row in found if row is not None]
+        return await uow.outbox.get_many([row.id for row in rows])
 
     def _event(self, uow: UnitOfWork, row: OutboxRow, kind: str, reason: str) -> None:
         if row.hazard_id is not None:

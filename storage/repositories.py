@@ -477,6 +477,7 @@ class OutboxRepository:
         limit: int,
         *,
         chat_id: int | None = None,
+        private: bool | None = None,
         skip_chats: Collection[int] = (),
     ) -> Sequence[OutboxRow]:
         """Take pending rows for sending; a lease, not a held lock, so sending needs no transaction.
@@ -484,7 +485,8 @@ class OutboxRepository:
         A process that dies mid-send leaves its lease to expire, and the row is sent again: at
         most the messages in flight are duplicated, never lost. Private chats (positive ids)
         come first: a DM is the escalation, a group message only tells about it. `chat_id`
-        takes one chat's rows; `skip_chats` leaves out chats this process is still sending to.
+        takes one chat's rows; `private` only DMs (True) or only groups (False); `skip_chats`
+        leaves out chats this process is still sending to.
         """
         stmt = select(OutboxRow).where(
             OutboxRow.status == OutboxStatus.PENDING,
@@ -494,6 +496,8 @@ class OutboxRepository:
         if chat_id is not None:
             stmt = stmt.where(OutboxRow.chat_id == chat_id).order_by(OutboxRow.id)
         else:
+            if private is not None:
+                stmt = stmt.where(OutboxRow.chat_id > 0 if private else OutboxRow.chat_id < 0)
             if skip_chats:
                 stmt = stmt.where(OutboxRow.chat_id.not_in(list(skip_chats)))
             stmt = stmt.order_by(case((OutboxRow.chat_id > 0, 0), else_=1), OutboxRow.id)
@@ -502,22 +506,42 @@ class OutboxRepository:
             row.claimed_until = now + lease
         return rows
 
-    async def renew(self, outbox_id: int, held: datetime, until: datetime) -> bool:
-        """Compare-and-set on the lease: extend it only if it is still the one we hold."""
-        result = await self._s.execute(
-            update(OutboxRow)
-            .where(
-                OutboxRow.id == outbox_id,
-                OutboxRow.status == OutboxStatus.PENDING,
-                OutboxRow.claimed_until == held,
+    async def renew_many(
+        self, held: Sequence[tuple[int, datetime]], until: datetime
+    ) -> set[int]:
+        """Compare-and-set on leases: extend each row's lease only if it is still the one we
+        hold (`held` is (id, lease) pairs); returns the ids renewed. One statement per lease."""
+        renewed: set[int] = set()
+        by_lease: dict[datetime, list[int]] = {}
+        for outbox_id, lease in held:
+            by_lease.setdefault(lease, []).append(outbox_id)
+        for lease, ids in by_lease.items():  # rows claimed together share their lease
+            result = await self._s.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id.in_(ids),
+                    OutboxRow.status == OutboxStatus.PENDING,
+                    OutboxRow.claimed_until == lease,
+                )
+                .values(claimed_until=until)
+                .returning(OutboxRow.id)
+                .execution_options(synchronize_session=False)
             )
-            .values(claimed_until=until)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            renewed.update(int(i) for i in result.scalars())
+        return renewed
 
     async def get(self, outbox_id: int) -> OutboxRow | None:
         return await self._s.get(OutboxRow, outbox_id)
+
+    async def get_many(self, outbox_ids: Sequence[int]) -> list[OutboxRow]:
+        """The rows with these ids, in id order."""
+        if len(outbox_ids) == 1:
+            row = await self._s.get(OutboxRow, outbox_ids[0])
+            return [row] if row is not None else []
+        result = await self._s.execute(
+            select(OutboxRow).where(OutboxRow.id.in_(list(outbox_ids))).order_by(OutboxRow.id)
+        )
+        return list(result.scalars())
 
     async def pending_count(self) -> int:
         result = await self._s.execute(

@@ -193,6 +193,38 @@ async def test_outbox_claims_private_chats_first_and_can_skip_or_pick_a_chat(
         await u.commit()
 
 
+async def test_a_lease_is_renewed_only_by_whoever_still_holds_it(uow: UnitOfWorkFactory) -> None:
+    """renew_many extends the rows whose lease is the one given; a row claimed again by
+    someone else after our lease ran out is theirs, and a sent row is nobody's."""
+    hid = await _hazard(uow)
+    async with uow() as u:
+        for i in range(3):
+            u.outbox.add(
+                OutboxRow(
+                    hazard_id=hid, purpose="dm", method="sendMessage", chat_id=2000 + i,
+                    recipient_id=2000 + i, text=f"r{i}", payload={}, dedupe_key=f"r{i}",
+                    status=OutboxStatus.PENDING, attempts=0, not_before=T0, created_at=T0,
+                )
+            )
+        await u.commit()
+    lease = timedelta(seconds=30)
+    async with uow() as u:
+        mine = await u.outbox.claim(T0, lease, 10)
+        await u.commit()
+    held = [(r.id, T0 + lease) for r in mine]
+    async with uow() as u:
+        taken = await u.outbox.claim(T0 + timedelta(seconds=31), lease, 1)  # ours ran out
+        sent = await u.outbox.get(mine[2].id)
+        assert sent is not None
+        sent.status = OutboxStatus.SENT
+        await u.commit()
+    async with uow() as u:
+        renewed = await u.outbox.renew_many(held, T0 + timedelta(seconds=60))
+        await u.commit()
+    assert [r.id for r in taken] == [mine[0].id]
+    assert renewed == {mine[1].id}
+
+
 async def test_photo_reuse_is_found_anywhere(uow: UnitOfWorkFactory) -> None:
     """A file_unique_id used on any hazard is reported as used."""
     from storage.models import EvidenceRow
