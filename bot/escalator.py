@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.buttons import dm_payload
 from bot.config import Config, ProjectConfig
-from bot.outbox_rows import outbox_row, outbox_values
+from bot.outbox_rows import outbox_values
 from bot.texts import Texts
 from escalation.chain import Member
 from escalation.clock import Clock
@@ -365,14 +365,16 @@ class Escalator:
         label = await self.label(uow, member)
         text = self.texts.group_unreachable(people=[label], start_link=self.start_link(row.chat_id))
         uow.outbox.add(
-            outbox_row(
-                row,
-                "unreachable",
-                "sendMessage",
-                row.chat_id,
-                text,
-                self._clock.now(),
-                key=f"{row.id}:unreachable:{dm.recipient_id}",
+            OutboxRow(
+                **outbox_values(
+                    row,
+                    "unreachable",
+                    "sendMessage",
+                    row.chat_id,
+                    text,
+                    self._clock.now(),
+                    key=f"{row.id}:unreachable:{dm.recipient_id}",
+                )
             )
         )
 

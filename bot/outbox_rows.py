@@ -27,17 +27,19 @@ def enqueue_message(
     `key` is unique per intended delivery.
     """
     uow.outbox.add(
-        outbox_row(
-            row,
-            purpose,
-            "sendPhoto" if payload and payload.get("photo") else "sendMessage",
-            chat_id,
-            text,
-            now,
-            key=key,
-            reply_to=reply_to,
-            recipient=recipient,
-            payload=payload,
+        OutboxRow(
+            **outbox_values(
+                row,
+                purpose,
+                "sendPhoto" if payload and payload.get("photo") else "sendMessage",
+                chat_id,
+                text,
+                now,
+                key=key,
+                reply_to=reply_to,
+                recipient=recipient,
+                payload=payload,
+            )
         )
     )
 
@@ -54,44 +56,17 @@ def enqueue_reaction(
 ) -> None:
     """A reaction instead of a reply, where a reaction says enough."""
     uow.outbox.add(
-        outbox_row(
-            row,
-            "reaction",
-            "setMessageReaction",
-            chat_id,
-            None,
-            now,
-            key=key,
-            payload={"message_id": message_id, "emoji": emoji},
-        )
-    )
-
-
-def outbox_row(
-    row: HazardRow | None,
-    purpose: str,
-    method: str,
-    chat_id: int,
-    text: str | None,
-    now: datetime,
-    *,
-    key: str,
-    reply_to: int | None = None,
-    recipient: int | None = None,
-    payload: dict[str, Any] | None = None,
-) -> OutboxRow:
-    return OutboxRow(
-        **outbox_values(
-            row,
-            purpose,
-            method,
-            chat_id,
-            text,
-            now,
-            key=key,
-            reply_to=reply_to,
-            recipient=recipient,
-            payload=payload,
+        OutboxRow(
+            **outbox_values(
+                row,
+                "reaction",
+                "setMessageReaction",
+                chat_id,
+                None,
+                now,
+                key=key,
+                payload={"message_id": message_id, "emoji": emoji},
+            )
         )
     )
 

@@ -535,9 +535,6 @@ class OutboxRepository:
 
     async def get_many(self, outbox_ids: Sequence[int]) -> list[OutboxRow]:
         """The rows with these ids, in id order."""
-        if len(outbox_ids) == 1:
-            row = await self._s.get(OutboxRow, outbox_ids[0])
-            return [row] if row is not None else []
         result = await self._s.execute(
             select(OutboxRow).where(OutboxRow.id.in_(list(outbox_ids))).order_by(OutboxRow.id)
         )
