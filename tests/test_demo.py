@@ -24,5 +24,11 @@ def test_demo_replays_the_morning_offline_and_escalates() -> None:
     dm = out[out.index("[机器人→私信 监理张工]: 🔺") :]
     assert "只回复了「收到」:项目安全员老王" in dm.split("\n\n")[0]
     assert "升级到第3级" in out
-    assert "升级私信 3 条" in out  # 监理张工, 监理李工, 总工程师赵工; not the five /start replies
+    # The summary counts the escalation DMs (监理张工, 监理李工, 总工程师赵工, and 住建部门刘科 when
+    # the replay reaches 11:0x), not the replies to /start printed before them.
+    dms = [line for line in out.splitlines() if "[机器人→私信" in line]
+    escalations = [line for line in dms if "]: 🔺" in line]
+    assert len(escalations) >= 3
+    assert len(dms) > len(escalations)
+    assert f"升级私信 {len(escalations)} 条" in out
     assert "Traceback" not in done.stderr
