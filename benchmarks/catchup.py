@@ -9,6 +9,7 @@ and a few more seconds of sending.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +36,8 @@ GROUPS = 500
 
 
 async def run(quick: bool, workdir: Path, kind: str = "postgresql") -> list[Figure]:
-    hazards = 2_000 if quick else 100_000
+    # SITEWALK_BENCH_CATCHUP_N sets another size, to look at the curve between quick and full.
+    hazards = int(os.environ.get("SITEWALK_BENCH_CATCHUP_N") or (2_000 if quick else 100_000))
     progress(f"catch-up on {kind}: {hazards} overdue hazards in {GROUPS} groups")
     async with (
         LocalBotApi(token=TOKEN) as api,

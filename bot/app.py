@@ -138,7 +138,14 @@ def build_application(
     escalator = Escalator(config, uow, clock, texts)
     service = HazardService(config, uow, clock, escalator)
     dispatcher = OutboxDispatcher(uow, app.bot, clock, on_unreachable=escalator.dm_refused)
-    engine = EscalationEngine(escalator, dispatcher, clock, sweep_every=sweep_every)
+    engine = EscalationEngine(
+        escalator,
+        dispatcher,
+        clock,
+        sweep_every=sweep_every,
+        # PostgreSQL hands concurrent sweeps disjoint batches (SKIP LOCKED); SQLite has one writer.
+        sweepers=2 if engine_db.dialect.name == "postgresql" else 1,
+    )
     app.bot_data["runtime"] = Runtime(
         config,
         clock,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from bot.texts import Texts
 from escalation.chain import ChainSnapshot
 from escalation.hazard import ACTIVE_STATES
-from storage.models import HazardRow
+from storage.models import HazardFields
 
 if TYPE_CHECKING:
     from bot.service import HazardService, Sender
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 ACTIONS = {"go": "going", "sent": "delegated", "stop": "stop_work"}
 
 
-def dm_payload(texts: Texts, row: HazardRow) -> dict[str, Any]:
+def dm_payload(texts: Texts, row: HazardFields) -> dict[str, Any]:
     """What every escalation DM carries besides its text: the buttons, and the report's photo."""
     payload: dict[str, Any] = {"reply_markup": texts.dm_keyboard(row.id)}
     if row.photo_file_id:

@@ -37,12 +37,14 @@ class EscalationEngine:
         *,
         sweep_every: float = 15.0,
         batch: int = 200,
+        sweepers: int = 1,
     ) -> None:
         self._service = service
         self._dispatcher = dispatcher
         self._clock = clock
         self._sweep_every = sweep_every
         self._batch = batch
+        self._sweepers = sweepers
         self._queue: JobQueue[Any] | None = None
         self._wake: Job[Any] | None = None
         self._armed_for: datetime | None = None
@@ -67,18 +69,28 @@ class EscalationEngine:
         """Apply every passed deadline, hand the outbox to the dispatcher, re-arm the wake-up."""
         async with self._lock:  # the sweep and a wake-up may fire together; one pass is enough
             done = 0
-            try:
-                while True:
-                    step = await self._service.sweep(self._batch)
-                    done += step
-                    if step < self._batch:
-                        break
-            except Exception:
-                log.exception("escalation sweep failed; the next sweep retries")
+            # More than one sweeper only where the database locks rows (SKIP LOCKED gives each
+            # its own batch): one renders its next batch while another's is being written.
+            results = await asyncio.gather(
+                *(self._sweep_all() for _ in range(self._sweepers)), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    log.error("escalation sweep failed; the next sweep retries", exc_info=result)
+                else:
+                    done += result
             if done:
                 self._dispatcher.kick()
             await self.arm()
             return done
+
+    async def _sweep_all(self) -> int:
+        done = 0
+        while True:
+            step = await self._service.sweep(self._batch)
+            done += step
+            if step < self._batch:
+                return done
 
     async def arm(self) -> None:
         """Set the one precise wake-up to the earliest deadline in the database."""

@@ -15,8 +15,8 @@ from bot.texts import Texts
 from escalation.chain import Member
 from escalation.clock import Clock
 from escalation.hazard import CallLevel, Decision, Hazard, Tick, decide
-from storage.models import HazardRow, OutboxRow, Person
-from storage.repositories import to_domain
+from storage.models import HazardFields, HazardRow, OutboxRow
+from storage.repositories import DueHazard, PersonCard, to_domain
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ POISON_DELAY = timedelta(minutes=1)
 class Lookups:
     """What rendering a batch of calls needs from the database, fetched once per batch."""
 
-    people: dict[int, Person] = field(default_factory=dict)
+    people: dict[int, PersonCard] = field(default_factory=dict)
     acked: dict[int, list[str]] = field(default_factory=dict)
     # @usernames of the chain resolved since the hazard opened (lower case → id): a member
     # written as @username is DMed once the bot has seen that person, even on older hazards.
@@ -47,26 +47,14 @@ class Lookups:
 class Step:
     """One hazard's escalation step, rendered before anything is written."""
 
-    row: HazardRow
+    row: DueHazard
     decision: Decision
     events: list[tuple[str, dict[str, Any]]]
     outbox: list[dict[str, Any]]  # outbox_values, inserted in bulk
 
 
-def _started(person: Person | None) -> bool:
-    return person is not None and bool(person.started)
-
-
-def _domains(rows: Sequence[HazardRow]) -> dict[int, Hazard]:
-    """Each row read once into the core's terms; a corrupt row is left out, and fails alone
-    when its step is rendered."""
-    out: dict[int, Hazard] = {}
-    for row in rows:
-        try:
-            out[row.id] = to_domain(row)
-        except Exception:
-            continue
-    return out
+def _started(person: PersonCard | None) -> bool:
+    return person is not None and person.started
 
 
 def _event(hazard_id: int, kind: str, at: datetime, detail: dict[str, Any]) -> dict[str, Any]:
@@ -116,16 +104,15 @@ class Escalator:
         """
         now = self._clock.now()
         async with self._uow() as uow:
-            rows = await uow.hazards.list_due(now, limit)
+            rows = await uow.hazards.due(now, limit)
             if not rows:
                 return 0
-            domains = _domains(rows)
-            lookups = await self._lookups(uow, rows, domains)
+            lookups = await self._lookups(uow, rows, [r.hazard for r in rows if r.hazard])
             steps: list[Step] = []
-            poisoned: list[tuple[HazardRow, Exception]] = []
+            poisoned: list[tuple[DueHazard, Exception]] = []
             for row in rows:
                 try:
-                    step = self._render_step(row, domains.get(row.id), now, lookups)
+                    step = self._render_step(row, now, lookups)
                 except Exception as exc:
                     log.exception("hazard %s could not be escalated; postponed", row.id)
                     poisoned.append((row, exc))
@@ -149,11 +136,10 @@ class Escalator:
             await uow.commit()
         return len(rows)
 
-    def _render_step(
-        self, row: HazardRow, hazard: Hazard | None, now: datetime, lookups: Lookups
-    ) -> Step | None:
-        # A row whose domain could not be read fails here, alone, and is postponed.
-        decision = decide(hazard if hazard is not None else to_domain(row), Tick(), now)
+    def _render_step(self, row: DueHazard, now: datetime, lookups: Lookups) -> Step | None:
+        if row.hazard is None:  # a row that could not be read fails here, alone, and is postponed
+            raise row.error or ValueError(f"hazard {row.id} could not be read")
+        decision = decide(row.hazard, Tick(), now)
         if not decision.calls:
             return None
         project_cfg = self.config.project_for_chat(row.chat_id) or lookups.moved.get(row.chat_id)
@@ -204,7 +190,7 @@ class Escalator:
     ) -> None:
         """Write the DMs (and group notice) of one call for a hazard already in this session."""
         hazard = to_domain(row)
-        lookups = await self._lookups(uow, [row], {row.id: hazard})
+        lookups = await self._lookups(uow, [row], [hazard])
         events: list[tuple[str, dict[str, Any]]] = []
         await uow.outbox.add_many(
             self._render_call(row, row.version, hazard, project_cfg, call, now, lookups, events)
@@ -213,12 +199,14 @@ class Escalator:
             uow.events.append(row.id, kind, now, **detail)
 
     async def _lookups(
-        self, uow: UnitOfWork, rows: Sequence[HazardRow], domains: dict[int, Hazard]
+        self, uow: UnitOfWork, rows: Sequence[HazardFields], hazards: Iterable[Hazard]
     ) -> Lookups:
         ids: set[int] = set()
         names: set[str] = set()
-        for hazard in domains.values():
-            for m in hazard.chain.members_up_to(hazard.chain.top):
+        # A batch's hazards share few chain snapshots (one per project): walk each once.
+        chains = {id(h.chain): h.chain for h in hazards}
+        for chain in chains.values():
+            for m in chain.members_up_to(chain.top):
                 if m.user_id is not None:
                     ids.add(m.user_id)
                 elif m.username:
@@ -226,7 +214,7 @@ class Escalator:
         usernames = {
             name.lower(): uid for name, uid in (await uow.people.ids_for_usernames(names)).items()
         }
-        people = await uow.people.get_many(ids | set(usernames.values()))
+        people = await uow.people.cards(ids | set(usernames.values()))
         acks = await uow.events.of_kind_for([row.id for row in rows], "acknowledged")
         acked = {
             hazard_id: [f"{e.actor_name or e.actor_id} {self.texts.clock(e.at)}" for e in events]
@@ -243,7 +231,7 @@ class Escalator:
 
     def _render_call(
         self,
-        row: HazardRow,
+        row: HazardFields,
         version: int,
         hazard: Hazard,
         project_cfg: ProjectConfig | None,
@@ -384,7 +372,7 @@ class Escalator:
     # ---- names -------------------------------------------------------------------------------
 
     async def labels(self, uow: UnitOfWork, members: Sequence[Member]) -> list[str]:
-        lookups = Lookups(await uow.people.get_many(m.user_id for m in members if m.user_id))
+        lookups = Lookups(await uow.people.cards(m.user_id for m in members if m.user_id))
         return self._labels(members, lookups)
 
     async def label(self, uow: UnitOfWork, member: Member) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from storage.models import HazardRow, OutboxRow, OutboxStatus
+from storage.models import HazardFields, HazardRow, OutboxRow, OutboxStatus
 from storage.uow import UnitOfWork
 
 
@@ -72,7 +72,7 @@ def enqueue_reaction(
 
 
 def outbox_values(
-    row: HazardRow | None,
+    row: HazardFields | None,
     purpose: str,
     method: str,
     chat_id: int,

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
+    ColumnElement,
     DateTime,
     Integer,
     Select,
     String,
+    Text,
+    any_,
     bindparam,
     case,
+    cast,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -32,6 +41,7 @@ from storage.models import (
     ChatMigration,
     EvidenceRow,
     HazardEvent,
+    HazardFields,
     HazardRow,
     OutboxRow,
     OutboxStatus,
@@ -42,11 +52,25 @@ from storage.models import (
 _Row = TypeVar("_Row")
 
 
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _skip_locked(session: AsyncSession, stmt: Select[_Row]) -> Select[_Row]:
     """Row locks that other processes step over; SQLite has one writer at a time anyway."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgres(session):
         return stmt.with_for_update(skip_locked=True)
     return stmt
+
+
+def _among(
+    session: AsyncSession, column: Any, values: Collection[Any], item: Any
+) -> ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL one array parameter, `= ANY($1)`: the statement
+    compiles once, where an IN list renders every value anew (a sweep's batch has hundreds)."""
+    if _postgres(session):
+        return column == any_(literal(list(values), type_=ARRAY(item)))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 def policy_to_json(policy: Policy) -> dict[str, Any]:
@@ -84,6 +108,74 @@ def to_domain(row: HazardRow) -> Hazard:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _chain_from_text(raw: str) -> ChainSnapshot:
+    return ChainSnapshot.from_json(json.loads(raw))
+
+
+@functools.lru_cache(maxsize=1024)
+def _policy_from_text(raw: str) -> Policy:
+    return policy_from_json(json.loads(raw))
+
+
+@dataclass(slots=True)
+class DueHazard:
+    """A due hazard as the sweep reads it: what its texts need, and the core's view of it.
+
+    Read with Core, not the ORM (building an entity cost more than deciding its step), and the
+    chain and policy are parsed once per distinct snapshot: a project's hazards share theirs.
+    """
+
+    id: int
+    chat_id: int
+    number: int
+    text: str
+    reporter_name: str
+    opened_at: datetime
+    photo_file_id: str | None
+    version: int
+    hazard: Hazard | None  # None when the row could not be read: `error` says why
+    error: Exception | None = None
+
+
+_DUE_COLUMNS = (
+    HazardRow.id,
+    HazardRow.chat_id,
+    HazardRow.number,
+    HazardRow.text,
+    HazardRow.reporter_name,
+    HazardRow.opened_at,
+    HazardRow.photo_file_id,
+    HazardRow.version,
+    HazardRow.state,
+    HazardRow.level,
+    HazardRow.deadline,
+    HazardRow.critical,
+    HazardRow.repeats,
+    # As text, so that equal snapshots are parsed once (see _chain_from_text).
+    cast(HazardRow.chain, Text),
+    cast(HazardRow.policy, Text),
+)
+
+
+def _due_hazard(r: Any) -> DueHazard:
+    due = DueHazard(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], None)
+    try:
+        due.hazard = Hazard(
+            number=r[2],
+            state=r[8],
+            level=r[9],
+            deadline=r[10],
+            opened_at=r[5],
+            critical=r[11],
+            chain=_chain_from_text(r[13]),
+            policy=_policy_from_text(r[14]),
+            repeats=r[12],
+        )
+    except Exception as exc:  # a corrupt row fails alone, when its step is rendered
+        due.error = exc
+    return due
+
 
 # PostgreSQL's compare-and-set of a batch of hazards: see HazardRepository.apply_many.
 _APPLY_MANY = text(
@@ -106,6 +198,57 @@ _APPLY_MANY = text(
     bindparam("levels", type_=ARRAY(Integer)),
     bindparam("deadlines", type_=ARRAY(DateTime(timezone=True))),
     bindparam("repeats", type_=ARRAY(Integer)),
+)
+
+
+# PostgreSQL's bulk inserts: one constant statement with a column of values per array, compiled
+# once, where an executemany of hundreds of rows rendered them all into the statement each time.
+_ADD_EVENTS = text(
+    """
+    INSERT INTO hazard_events (hazard_id, kind, at, actor_id, actor_name, detail)
+    SELECT h, k, a, ai, an, CAST(d AS json)
+    FROM unnest(
+        CAST(:hazard_ids AS integer[]), CAST(:kinds AS varchar[]),
+        CAST(:ats AS timestamptz[]), CAST(:actor_ids AS bigint[]),
+        CAST(:actor_names AS varchar[]), CAST(:details AS text[])
+    ) AS v(h, k, a, ai, an, d)
+    """
+).bindparams(
+    bindparam("hazard_ids", type_=ARRAY(Integer)),
+    bindparam("kinds", type_=ARRAY(String)),
+    bindparam("ats", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("actor_ids", type_=ARRAY(BigInteger)),
+    bindparam("actor_names", type_=ARRAY(String)),
+    bindparam("details", type_=ARRAY(Text)),
+)
+_ADD_OUTBOX = text(
+    """
+    INSERT INTO outbox (hazard_id, purpose, method, chat_id, recipient_id, text,
+        reply_to_message_id, payload, dedupe_key, status, attempts, not_before, created_at)
+    SELECT h, pu, me, c, r, t, rt, CAST(pl AS json), k, s, a, nb, ca
+    FROM unnest(
+        CAST(:hazard_ids AS integer[]), CAST(:purposes AS varchar[]),
+        CAST(:methods AS varchar[]), CAST(:chat_ids AS bigint[]),
+        CAST(:recipients AS bigint[]), CAST(:texts AS text[]), CAST(:reply_tos AS integer[]),
+        CAST(:payloads AS text[]), CAST(:keys AS varchar[]), CAST(:statuses AS varchar[]),
+        CAST(:attempts AS integer[]), CAST(:not_befores AS timestamptz[]),
+        CAST(:created AS timestamptz[])
+    ) AS v(h, pu, me, c, r, t, rt, pl, k, s, a, nb, ca)
+    """
+).bindparams(
+    bindparam("hazard_ids", type_=ARRAY(Integer)),
+    bindparam("purposes", type_=ARRAY(String)),
+    bindparam("methods", type_=ARRAY(String)),
+    bindparam("chat_ids", type_=ARRAY(BigInteger)),
+    bindparam("recipients", type_=ARRAY(BigInteger)),
+    bindparam("texts", type_=ARRAY(Text)),
+    bindparam("reply_tos", type_=ARRAY(Integer)),
+    bindparam("payloads", type_=ARRAY(Text)),
+    bindparam("keys", type_=ARRAY(String)),
+    bindparam("statuses", type_=ARRAY(String)),
+    bindparam("attempts", type_=ARRAY(Integer)),
+    bindparam("not_befores", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("created", type_=ARRAY(DateTime(timezone=True))),
 )
 
 
@@ -202,6 +345,18 @@ class PersonRepository:
         rows = await self._s.execute(select(Person).where(Person.user_id.in_(ids)))
         return {p.user_id: p for p in rows.scalars()}
 
+    async def cards(self, user_ids: Iterable[int]) -> dict[int, PersonCard]:
+        """Name and Start of many people, read-only: what texts need, without entities."""
+        ids = set(user_ids)
+        if not ids:
+            return {}
+        rows = await self._s.execute(
+            select(Person.user_id, Person.name, Person.started).where(
+                _among(self._s, Person.user_id, ids, BigInteger)
+            )
+        )
+        return {int(uid): PersonCard(name, bool(started)) for uid, name, started in rows.all()}
+
     async def ids_for_usernames(self, usernames: Iterable[str]) -> dict[str, int]:
         names = [u.lower() for u in usernames]
         if not names:
@@ -218,6 +373,11 @@ class PersonRepository:
         self._s.add(Binding(chat_id=chat_id, user_id=user_id, bound_at=now))
         await self._s.flush()
         return True
+
+
+class PersonCard(NamedTuple):
+    name: str | None
+    started: bool
 
 
 class HazardRepository:
@@ -271,6 +431,18 @@ class HazardRepository:
         result = await self._s.execute(_skip_locked(self._s, stmt))
         return result.scalars().all()
 
+    async def due(self, now: datetime, limit: int) -> list[DueHazard]:
+        """`list_due` for the sweep: the same rows, locked the same way, read without entities."""
+        stmt = (
+            select(*_DUE_COLUMNS)
+            .where(HazardRow.state.in_(ACTIVE_STATES), HazardRow.deadline <= now)
+            .order_by(HazardRow.deadline)
+            .limit(limit)
+        )
+        if _postgres(self._s):
+            stmt = stmt.with_for_update(skip_locked=True)  # as _skip_locked does
+        return [_due_hazard(r) for r in (await self._s.execute(stmt)).all()]
+
     async def next_deadline(self) -> datetime | None:
         result = await self._s.execute(
             select(func.min(HazardRow.deadline)).where(HazardRow.state.in_(ACTIVE_STATES))
@@ -280,7 +452,7 @@ class HazardRepository:
             value = value.replace(tzinfo=UTC)  # defensive: the stored value is UTC
         return value
 
-    async def apply(self, row: HazardRow, hazard: Hazard) -> bool:
+    async def apply(self, row: HazardFields, hazard: Hazard) -> bool:
         """Write a decision with compare-and-set on the version; False when someone was first."""
         result = await self._s.execute(
             update(HazardRow)
@@ -296,6 +468,8 @@ class HazardRepository:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return False
+        if not isinstance(row, HazardRow):
+            return True  # a sweep's read-only copy: nothing in the session to keep in step
         # Keep the in-session copy truthful without another SELECT.
         for name, value in (
             ("state", hazard.state),
@@ -307,7 +481,7 @@ class HazardRepository:
             set_committed_value(row, name, value)
         return True
 
-    async def apply_many(self, changes: Sequence[tuple[HazardRow, Hazard]]) -> set[int]:
+    async def apply_many(self, changes: Sequence[tuple[HazardFields, Hazard]]) -> set[int]:
         """Compare-and-set many rows in one statement; returns the ids whose version matched.
 
         One UPDATE ... FROM (VALUES ...) per batch keeps a catch-up of 100,000 hazards from
@@ -315,7 +489,7 @@ class HazardRepository:
         """
         if not changes:
             return set()
-        if self._s.get_bind().dialect.name != "postgresql":
+        if not _postgres(self._s):
             # SQLite has no column list for a VALUES alias, and an in-process write costs
             # no network round trip: compare-and-set row by row.
             return {row.id for row, h in changes if await self.apply(row, h)}
@@ -332,7 +506,7 @@ class HazardRepository:
         stmt = _APPLY_MANY.bindparams(**params)
         won = {int(i) for i in (await self._s.execute(stmt)).scalars()}
         for row, _h in changes:
-            if row.id in won:
+            if row.id in won and isinstance(row, HazardRow):
                 # Keep the in-session copy truthful without another SELECT.
                 set_committed_value(row, "version", row.version + 1)
         return won
@@ -399,9 +573,22 @@ class EventRepository:
     async def append_many(self, events: Sequence[dict[str, Any]]) -> None:
         """Many events in one statement: each a dict of hazard_id, kind, at, actor_id,
         actor_name and detail. Written at once, not at commit, like any statement."""
-        if events:  # the table, not the entity: the ORM's bulk path ran a statement per row
-            table = HazardEvent.metadata.tables["hazard_events"]
-            await self._s.execute(insert(table), list(events))
+        if not events:
+            return
+        if _postgres(self._s):
+            await self._s.execute(
+                _ADD_EVENTS.bindparams(
+                    hazard_ids=[e["hazard_id"] for e in events],
+                    kinds=[e["kind"] for e in events],
+                    ats=[e["at"] for e in events],
+                    actor_ids=[e["actor_id"] for e in events],
+                    actor_names=[e["actor_name"] for e in events],
+                    details=[json.dumps(e["detail"]) for e in events],
+                )
+            )
+            return
+        # The table, not the entity: the ORM's bulk path ran a statement per row.
+        await self._s.execute(insert(HazardEvent.metadata.tables["hazard_events"]), list(events))
 
     async def for_hazard(self, hazard_id: int) -> Sequence[HazardEvent]:
         result = await self._s.execute(
@@ -418,7 +605,10 @@ class EventRepository:
             return out
         result = await self._s.execute(
             select(HazardEvent)
-            .where(HazardEvent.hazard_id.in_(hazard_ids), HazardEvent.kind == kind)
+            .where(
+                _among(self._s, HazardEvent.hazard_id, hazard_ids, Integer),
+                HazardEvent.kind == kind,
+            )
             .order_by(HazardEvent.id)
         )
         for event in result.scalars():
@@ -467,8 +657,29 @@ class OutboxRepository:
 
     async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Many rows in one statement, from `bot.outbox_rows.outbox_values`."""
-        if rows:  # the table, not the entity: the ORM's bulk path ran a statement per row
-            await self._s.execute(insert(OutboxRow.metadata.tables["outbox"]), list(rows))
+        if not rows:
+            return
+        if _postgres(self._s):
+            await self._s.execute(
+                _ADD_OUTBOX.bindparams(
+                    hazard_ids=[r["hazard_id"] for r in rows],
+                    purposes=[r["purpose"] for r in rows],
+                    methods=[r["method"] for r in rows],
+                    chat_ids=[r["chat_id"] for r in rows],
+                    recipients=[r["recipient_id"] for r in rows],
+                    texts=[r["text"] for r in rows],
+                    reply_tos=[r["reply_to_message_id"] for r in rows],
+                    payloads=[json.dumps(r["payload"]) for r in rows],
+                    keys=[r["dedupe_key"] for r in rows],
+                    statuses=[str(r["status"]) for r in rows],
+                    attempts=[r["attempts"] for r in rows],
+                    not_befores=[r["not_before"] for r in rows],
+                    created=[r["created_at"] for r in rows],
+                )
+            )
+            return
+        # The table, not the entity: the ORM's bulk path ran a statement per row.
+        await self._s.execute(insert(OutboxRow.metadata.tables["outbox"]), list(rows))
 
     async def claim(
         self,
@@ -506,9 +717,7 @@ class OutboxRepository:
             row.claimed_until = now + lease
         return rows
 
-    async def renew_many(
-        self, held: Sequence[tuple[int, datetime]], until: datetime
-    ) -> set[int]:
+    async def renew_many(self, held: Sequence[tuple[int, datetime]], until: datetime) -> set[int]:
         """Compare-and-set on leases: extend each row's lease only if it is still the one we
         hold (`held` is (id, lease) pairs); returns the ids renewed. One statement per lease."""
         renewed: set[int] = set()

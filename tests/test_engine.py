@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from bot.config import Config, parse_config
+from bot.engine import EscalationEngine
 from bot.escalator import Escalator
 from bot.texts import Texts
 from storage.db import session_factory
@@ -113,10 +114,7 @@ async def test_notices_waiting_together_in_a_group_go_out_as_one_message(
         assert "#2" in notice
         async with bot.runtime.uow() as uow:
             rows = [
-                r
-                for h in (1, 2)
-                for r in await uow.outbox.for_hazard(h)
-                if r.purpose == "notice"
+                r for h in (1, 2) for r in await uow.outbox.for_hazard(h) if r.purpose == "notice"
             ]
         assert [r.status.value for r in rows] == ["sent", "sent"]
         assert rows[0].sent_message_id == rows[1].sent_message_id is not None
@@ -149,8 +147,9 @@ async def test_server_errors_are_retried_with_backoff_then_given_up(
         for user in (SUPERVISOR_A, SUPERVISOR_B, CHIEF):
             bot.api.start_bot(user)
         await bot.say(REPORTER, REPORT)
-        bot.api.inject("sendMessage", status=502, description="Bad Gateway", chat_id=SUPERVISOR_A,
-                       times=2)
+        bot.api.inject(
+            "sendMessage", status=502, description="Bad Gateway", chat_id=SUPERVISOR_A, times=2
+        )
         bot.api.inject("sendMessage", status=500, chat_id=SUPERVISOR_B, times=-1)
         await bot.advance(timedelta(minutes=31))
         for _ in range(8):
@@ -227,8 +226,12 @@ async def test_two_engines_on_one_database_apply_each_level_once(
         engines = [database.engine() for _ in range(2)]
         try:
             escalators = [
-                Escalator(config, UnitOfWorkFactory(session_factory(e)), bot.clock,
-                          Texts("zh", "Asia/Shanghai"))
+                Escalator(
+                    config,
+                    UnitOfWorkFactory(session_factory(e)),
+                    bot.clock,
+                    Texts("zh", "Asia/Shanghai"),
+                )
                 for e in engines
             ]
 
@@ -255,8 +258,44 @@ async def test_two_engines_on_one_database_apply_each_level_once(
             assert len(per_hazard) == 60
             assert {n for _, n in per_hazard} == {1}
             dm_rows = (
-                await s.execute(
-                    select(func.count()).where(OutboxRow.purpose == "dm")
-                )
+                await s.execute(select(func.count()).where(OutboxRow.purpose == "dm"))
             ).scalar_one()
             assert dm_rows == 120
+
+
+async def test_concurrent_sweepers_of_one_tick_escalate_each_hazard_once(
+    config: Config, database: Database
+) -> None:
+    """A tick with three sweepers taking batches of 4 (what the bot runs with on PostgreSQL,
+    smaller) escalates all 30 due hazards, each once, and counts each once. On SQLite they take
+    turns at the write lock and come to the same."""
+    async with running_bot(config, database, start=T0) as bot:
+        for i in range(30):
+            bot.api.post_text(GROUP, REPORTER, f"{i}号塔吊配重块松动")
+        await bot.settle()
+        assert len(await bot.hazards()) == 30
+        bot.clock.advance(timedelta(minutes=31))
+        runtime = bot.runtime
+        engine = EscalationEngine(
+            runtime.escalator, runtime.dispatcher, bot.clock, batch=4, sweepers=3
+        )
+        assert await engine.tick() == 30
+        assert await engine.tick() == 0
+        async with runtime.uow() as uow:
+            s = uow.hazards._s
+            per_hazard = (
+                await s.execute(
+                    select(HazardEvent.hazard_id, func.count())
+                    .where(HazardEvent.kind == "escalated")
+                    .group_by(HazardEvent.hazard_id)
+                )
+            ).all()
+            assert len(per_hazard) == 30
+            assert {n for _, n in per_hazard} == {1}
+            dm_keys = (
+                (await s.execute(select(OutboxRow.dedupe_key).where(OutboxRow.purpose == "dm")))
+                .scalars()
+                .all()
+            )
+            assert len(set(dm_keys)) == len(dm_keys) == 60  # one each to level 2's two members
+        assert {h.level for h in await bot.hazards()} == {2}
