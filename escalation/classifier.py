@@ -427,7 +427,7 @@ class Classifier:
         if english and not self._lex.ack_latin.issuperset(lx.LATIN_WORD.findall(norm)):
             return []
         # Most chatter holds a Chinese character no ack word has: reject before any regex.
-        if any("\u4e00" <= ch <= "\u9fff" for ch in set(norm).difference(self._lex.ack_han)):
+        if self._lex.not_ack_han.search(norm):
             return []
         form = lx.ack_form(norm)
         if not form or len(form) > _ACK_MAX_CHARS or not self._lex.ack_chars.issuperset(form):

@@ -128,7 +128,8 @@ class Lexicon:
     ack_full: re.Pattern[str]
     ack_chars: frozenset[str]
     ack_latin: frozenset[str]  # every ASCII word an ack can contain
-    ack_han: frozenset[str]  # every Chinese character an ack can contain, names included
+    # A Chinese character no ack word or name contains: one search rejects most chatter.
+    not_ack_han: re.Pattern[str]
     ack_core: re.Pattern[str]
     ack_words: frozenset[str]  # the core ack terms, normalised
     priority: tuple[str, ...]
@@ -266,6 +267,20 @@ def _is_han(ch: str) -> bool:
 
 def _is_word_char(ch: str) -> bool:
     return ch in _WORD_CHARS
+
+
+def _han_except(allowed: frozenset[str]) -> re.Pattern[str]:
+    """A regex for one Chinese character (U+4E00 to U+9FFF) not in `allowed`, as ranges."""
+    ranges: list[str] = []
+    start: int | None = None
+    for code in range(0x4E00, 0x9FFF + 2):
+        inside = code <= 0x9FFF and chr(code) not in allowed
+        if inside and start is None:
+            start = code
+        elif not inside and start is not None:
+            ranges.append(f"{chr(start)}-{chr(code - 1)}" if code - 1 > start else chr(start))
+            start = None
+    return re.compile(f"[{''.join(ranges)}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,6 +548,8 @@ def build(
     core = [normalise(t) for t in (*ack["core"], *extra_ack)]
     vocabulary = [*core, *(normalise(t) for t in ack["filler"])]
     ack_alt = _alternation(t for t in vocabulary if t)
+    # Every Chinese character an ack can contain, names included.
+    ack_han = frozenset(ch for ch in "".join(vocabulary) if _is_han(ch)) | NAME_CHARS
     return Lexicon(
         roles={term: tuple(rs) for term, rs in roles.items()},
         info={
@@ -558,7 +575,7 @@ def build(
         ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
         ack_chars=frozenset("".join(vocabulary) + " "),
         ack_latin=frozenset(LATIN_WORD.findall(" ".join(vocabulary))),
-        ack_han=frozenset(ch for ch in "".join(vocabulary) if _is_han(ch)) | NAME_CHARS,
+        not_ack_han=_han_except(ack_han),
         ack_core=re.compile(_alternation(t for t in core if t)),
         ack_words=frozenset(t for t in core if t),
         priority=tuple(data["categories"]["priority"]),
