@@ -138,13 +138,17 @@ def build_application(
     escalator = Escalator(config, uow, clock, texts)
     service = HazardService(config, uow, clock, escalator)
     dispatcher = OutboxDispatcher(uow, app.bot, clock, on_unreachable=escalator.dm_refused)
+    postgres = engine_db.dialect.name == "postgresql"
     engine = EscalationEngine(
         escalator,
         dispatcher,
         clock,
         sweep_every=sweep_every,
         # PostgreSQL hands concurrent sweeps disjoint batches (SKIP LOCKED); SQLite has one writer.
-        sweepers=2 if engine_db.dialect.name == "postgresql" else 1,
+        sweepers=2 if postgres else 1,
+        # Bigger batches share a batch's statements and its people among more hazards; on
+        # SQLite a batch holds the one write lock that handlers wait for, so it stays small.
+        batch=500 if postgres else 200,
     )
     app.bot_data["runtime"] = Runtime(
         config,
