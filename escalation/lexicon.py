@@ -113,14 +113,18 @@ class Lexicon:
     roles: Mapping[str, tuple[Role, ...]]
     # Per term: its roles, the set of their kinds, whether it is ASCII (one lookup per hit).
     info: Mapping[str, tuple[tuple[Role, ...], frozenset[str], bool]]
+    # Terms that start with anything but an ASCII letter or digit, by their first two
+    # characters: the lengths of the longer ones, longest first. `singles`, the one-character
+    # terms, is only asked about such characters too.
     lengths: Mapping[str, tuple[int, ...]]
     singles: frozenset[str]
     starts: frozenset[str]  # first characters of terms, and ASCII word characters
-    # For terms starting with an ASCII word character, by their first two characters: the
-    # lengths of those that end in one (they end where a word ends), and of the rest.
-    word_lengths: Mapping[str, frozenset[int]]
-    odd_lengths: Mapping[str, tuple[int, ...]]
-    longest: int  # the longest term's length
+    # Matched at the start of an ASCII word: group 1 is the longest term starting there, or
+    # else the match is the word itself, which no term starts inside.
+    word_scan: re.Pattern[str]
+    # Every ASCII term, for `finditer` over an ASCII message. A second regex, because one that
+    # also matched the words without terms (to skip them) would make a Match of each.
+    ascii_scan: re.Pattern[str]
     # (Chinese, English) patterns: acts and objects alone, and with states (beside an object).
     act_patterns: tuple[PatternSet, PatternSet]
     all_patterns: tuple[PatternSet, PatternSet]
@@ -140,19 +144,22 @@ class Lexicon:
     def terms(self, norm: str) -> list[tuple[int, int, str]]:
         """Leftmost-longest, non-overlapping lexicon terms in normalised text.
 
-        Each position probes a dict with only the lengths of terms that share its first two
-        characters; that is about three times as fast as one regex alternation over the
-        terms, which CPython's engine tries branch by branch. At the start of an ASCII word a
-        term that ends in a letter or digit can only end where a word ends, so only those
-        ends are tried, not every length ("st" alone has some forty).
+        A term that starts with an ASCII letter or digit starts only where a word starts; one
+        that ends in one ends only where a word ends (no "no" in "know"). An ASCII message
+        (a third of them, and the longest) is scanned by one regex in C: a prefix trie whose
+        first branches are the few ASCII characters, so CPython's engine, which tries
+        alternatives one by one, rejects a word after a handful of comparisons.
+
+        Chinese terms start with some 900 different characters, too many branches for that
+        engine at every position; there each position probes a dict with only the lengths of
+        terms that share its first two characters, and each ASCII word is one regex match.
         """
+        if norm.isascii():
+            return [(m.start(), m.end(), m.group()) for m in self.ascii_scan.finditer(norm)]
         found: list[tuple[int, int, str]] = []
         roles, lengths, singles, word = self.roles, self.lengths, self.singles, _WORD_CHARS
-        starts, word_lengths, odd_lengths = self.starts, self.word_lengths, self.odd_lengths
-        longest = self.longest
+        starts, word_scan = self.starts, self.word_scan
         size = len(norm)
-        ends: list[int] = []  # where the ASCII words end, found at the first one
-        k = 0  # the first of `ends` after i
         i = 0
         while i < size:
             ch = norm[i]
@@ -160,40 +167,12 @@ class Lexicon:
                 i += 1  # no term starts with it, and it starts no ASCII word: no slice, no lookup
                 continue
             if ch in word:
-                if not ends:
-                    ends = [m.end() for m in _ASCII_WORD.finditer(norm)]
-                while ends[k] <= i:
-                    k += 1
-                prefix = norm[i : i + 2]
-                best = 0
-                fits = word_lengths.get(prefix)
-                if fits:
-                    j, limit = k, i + longest
-                    candidates = []
-                    while j < len(ends) and ends[j] <= limit:
-                        if ends[j] - i in fits:
-                            candidates.append(ends[j])
-                        j += 1
-                    for end in reversed(candidates):
-                        if norm[i:end] in roles:
-                            best = end
-                            break
-                for length in odd_lengths.get(prefix, ()):
-                    end = i + length
-                    if end <= best:
-                        break
-                    if end <= size and norm[end - 1] not in word and norm[i:end] in roles:
-                        best = end
-                        break
-                if best:
-                    found.append((i, best, norm[i:best]))
-                    i = best
-                    continue
-                # No term starts here, and none starts inside the word: skip it whole.
-                end = ends[k]
-                if ch in singles and end == i + 1:
-                    found.append((i, end, ch))
-                i = end
+                # i is where a word starts (a scan never stops inside one), so this matches.
+                m = word_scan.match(norm, i)
+                assert m is not None
+                if m.lastindex:
+                    found.append((i, m.end(), m.group()))
+                i = m.end()
                 continue
             for length in lengths.get(norm[i : i + 2], ()):
                 end = i + length
@@ -255,10 +234,46 @@ def _alternation(terms: Iterable[str]) -> str:
     return "|".join(parts)
 
 
+def _scan_trie(terms: Iterable[str]) -> str:
+    """A prefix trie of terms that matches the longest one a scan may take at a position.
+
+    Like `_trie_pattern`, but a term that ends in an ASCII letter or digit only ends where a
+    word ends, so "no" is not found in "not" while "not" still is.
+    """
+    root: dict[str, Any] = {}
+    for term in terms:
+        node = root
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    if not root:
+        return "(?!)"  # no term: never matches
+
+    def build(node: dict[str, Any], last: str) -> str:
+        branches = [re.escape(ch) + build(child, ch) for ch, child in sorted(node.items()) if ch]
+        if "" in node:
+            # Tried after every longer branch, so the longest term wins.
+            branches.append("(?![a-z0-9])" if _is_word_char(last) else "")
+        if len(branches) == 1:
+            return branches[0]
+        if branches[-1] == "":
+            return "(?:" + "|".join(branches[:-1]) + ")?"
+        return "(?:" + "|".join(branches) + ")"
+
+    return build(root, "")
+
+
+def _ascii_scan(terms: Iterable[str]) -> re.Pattern[str]:
+    """The regex of `Lexicon.ascii_scan`; a term that starts with a letter or digit, at a word."""
+    ascii = [t for t in terms if t.isascii()]
+    at_word = _scan_trie(t for t in ascii if _is_word_char(t[0]))
+    other = _scan_trie(t for t in ascii if not _is_word_char(t[0]))
+    return re.compile(f"(?<![a-z0-9]){at_word}|{other}")
+
+
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 # An ASCII word of an ack's reduced form (digits are gone by then; "i'll" keeps its apostrophe).
 LATIN_WORD = re.compile("[a-z']+")
-_ASCII_WORD = re.compile("[a-z0-9]+")
 
 
 def _is_han(ch: str) -> bool:
@@ -556,19 +571,11 @@ def build(
             term: (tuple(rs), frozenset(r.kind for r in rs), term.isascii())
             for term, rs in roles.items()
         },
-        lengths=_lengths_by_prefix(roles),
+        lengths=_lengths_by_prefix(t for t in roles if not _is_word_char(t[0])),
         singles=frozenset(term for term in roles if len(term) == 1),
         starts=frozenset(term[0] for term in roles) | _WORD_CHARS,
-        word_lengths={
-            prefix: frozenset(ls)
-            for prefix, ls in _lengths_by_prefix(
-                t for t in roles if _is_word_char(t[0]) and _is_word_char(t[-1])
-            ).items()
-        },
-        odd_lengths=_lengths_by_prefix(
-            t for t in roles if _is_word_char(t[0]) and not _is_word_char(t[-1])
-        ),
-        longest=max(map(len, roles)),
+        word_scan=re.compile(f"({_scan_trie(t for t in roles if _is_word_char(t[0]))})|[a-z0-9]+"),
+        ascii_scan=_ascii_scan(roles),
         act_patterns=act_patterns,
         all_patterns=all_patterns,
         stats=_compile_guarded(list(filters["stats_patterns"])),
