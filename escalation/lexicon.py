@@ -312,9 +312,49 @@ class PatternSet:
     alternatives: tuple[tuple[re.Pattern[str], tuple[Role, ...], frozenset[str]], ...]
     by_first: Mapping[str, tuple[int, ...]]
     anywhere: tuple[int, ...]  # alternatives whose first characters are not known
+    # Chinese patterns, whose first characters are all known, are matched per character
+    # instead (see `_dispatched`): the characters they start with, and per character the
+    # alternatives that can start with it as one regex, each ending in an empty group, with
+    # the alternative each group number ends.
+    starts: re.Pattern[str] | None
+    by_char: Mapping[str, tuple[re.Pattern[str], tuple[int, ...]]]
 
     def hits(self, text: str) -> list[tuple[re.Match[str], tuple[Role, ...], frozenset[str]]]:
         """Each match with the roles and kinds of the alternative that made it."""
+        if self.starts is not None:
+            return self._dispatched(text, self.starts)
+        return self._traced(text)
+
+    def _dispatched(
+        self, text: str, starts: re.Pattern[str]
+    ) -> list[tuple[re.Match[str], tuple[Role, ...], frozenset[str]]]:
+        """`_traced`'s matches, found by trying at each position only what can start there.
+
+        At a position whose character starts an alternative, the whole alternation would try
+        every alternative, and all but those that can start with that character fail; so the
+        first of those that matches is the one it takes, and the one the trace back finds.
+        Its empty group names it. This costs about 70% of the whole alternation in C: one
+        search for the starting characters skips most positions, and each try is short.
+        """
+        found = []
+        at = starts.search(text)
+        while at is not None:
+            start = at.start()
+            regex, owners = self.by_char[text[start]]
+            m = regex.match(text, start)
+            if m is None:
+                at = starts.search(text, start + 1)
+                continue
+            if m.end() == start:  # an empty match: leave `finditer` its rules for those
+                return self._traced(text)
+            assert m.lastindex is not None  # every alternative ends with its group
+            _, roles, kinds = self.alternatives[owners[m.lastindex]]
+            found.append((m, roles, kinds))
+            at = starts.search(text, m.end())
+        return found
+
+    def _traced(self, text: str) -> list[tuple[re.Match[str], tuple[Role, ...], frozenset[str]]]:
+        """The whole alternation's matches, each traced back to its alternative."""
         first = self.regex.search(text)
         if first is None:  # most messages: one call into C and out
             return []
@@ -358,6 +398,15 @@ def _pattern_set(entries: list[tuple[str, Role]], *, word_start: bool = False) -
             anywhere.append(index)
         for ch in first or ():
             by_first.setdefault(ch, []).append(index)
+    dispatch = bool(entries) and not word_start and not anywhere
+    by_char = {}
+    for ch, indices in by_first.items() if dispatch else ():
+        owners = [-1]  # group 0, the whole match
+        for index in indices:
+            groups = re.compile(entries[index][0]).groups
+            owners += [-1] * groups + [index]  # the pattern's own groups, then its tag
+        body = "|".join(f"(?:{entries[index][0]})()" for index in indices)
+        by_char[ch] = (re.compile(body), tuple(owners))
     return PatternSet(
         regex=_compile_guarded([regex for regex, _ in entries], word_start=word_start),
         alternatives=tuple(
@@ -365,6 +414,8 @@ def _pattern_set(entries: list[tuple[str, Role]], *, word_start: bool = False) -
         ),
         by_first={ch: tuple(indices) for ch, indices in by_first.items()},
         anywhere=tuple(anywhere),
+        starts=re.compile(f"[{''.join(map(re.escape, sorted(by_char)))}]") if dispatch else None,
+        by_char=by_char,
     )
 
 
