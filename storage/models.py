@@ -48,6 +48,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def drop_nul(value: str | None) -> str | None:
+    """PostgreSQL refuses NUL in a text column, and the whole transaction with it."""
+    return value.replace("\x00", "") if value is not None and "\x00" in value else value
+
+
+class PeopleText(TypeDecorator[str]):
+    """Text that people typed (a report, a name): NUL characters dropped on the way in.
+
+    Telegram passes them through and SQLite stores them, but PostgreSQL refuses the string, and
+    the report with it. The column's type in the schema is unchanged.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return drop_nul(value)
+
+
+class PeopleString(TypeDecorator[str]):
+    """PeopleText in a VARCHAR(n) column."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return drop_nul(value)
+
+
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
@@ -84,8 +113,8 @@ class Person(Base):
     __tablename__ = "people"
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    username: Mapped[str | None] = mapped_column(String(64), index=True)
-    name: Mapped[str | None] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(PeopleString(64), index=True)
+    name: Mapped[str | None] = mapped_column(PeopleString(200))
     started: Mapped[bool] = mapped_column(Boolean, default=False)
     unreachable_reason: Mapped[str | None] = mapped_column(String(200))
     last_seen_at: Mapped[datetime | None]
@@ -131,8 +160,8 @@ class HazardRow(Base):
     report_message_id: Mapped[int]
     card_message_id: Mapped[int | None]
     reporter_id: Mapped[int | None] = mapped_column(BigInteger)
-    reporter_name: Mapped[str] = mapped_column(String(200))
-    text: Mapped[str] = mapped_column(Text)
+    reporter_name: Mapped[str] = mapped_column(PeopleString(200))
+    text: Mapped[str] = mapped_column(PeopleText())
     category: Mapped[str | None] = mapped_column(String(32))
     critical: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[HazardState] = mapped_column(_string_enum(HazardState))
@@ -158,7 +187,7 @@ class HazardEvent(Base):
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(32))
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
-    actor_name: Mapped[str | None] = mapped_column(String(200))
+    actor_name: Mapped[str | None] = mapped_column(PeopleString(200))
     detail: Mapped[dict[str, Any]]
 
 
@@ -196,7 +225,7 @@ class OutboxRow(Base):
     method: Mapped[str] = mapped_column(String(32))
     chat_id: Mapped[int] = mapped_column(BigInteger)
     recipient_id: Mapped[int | None] = mapped_column(BigInteger)
-    text: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(PeopleText())
     reply_to_message_id: Mapped[int | None]
     payload: Mapped[dict[str, Any]]
     # A unique key per intended delivery: even a bug that applied a step twice cannot send twice.

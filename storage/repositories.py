@@ -47,6 +47,7 @@ from storage.models import (
     OutboxStatus,
     Person,
     Project,
+    drop_nul,
 )
 
 _Row = TypeVar("_Row")
@@ -582,7 +583,7 @@ class EventRepository:
                     kinds=[e["kind"] for e in events],
                     ats=[e["at"] for e in events],
                     actor_ids=[e["actor_id"] for e in events],
-                    actor_names=[e["actor_name"] for e in events],
+                    actor_names=[drop_nul(e["actor_name"]) for e in events],
                     details=[json.dumps(e["detail"]) for e in events],
                 )
             )
@@ -667,7 +668,7 @@ class OutboxRepository:
                     methods=[r["method"] for r in rows],
                     chat_ids=[r["chat_id"] for r in rows],
                     recipients=[r["recipient_id"] for r in rows],
-                    texts=[r["text"] for r in rows],
+                    texts=[drop_nul(r["text"]) for r in rows],
                     reply_tos=[r["reply_to_message_id"] for r in rows],
                     payloads=[json.dumps(r["payload"]) for r in rows],
                     keys=[r["dedupe_key"] for r in rows],

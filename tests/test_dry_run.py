@@ -48,7 +48,10 @@ def test_normal_report_shows_why_card_and_schedule(
     code, out, _ = dry_run(tmp_path, capsys, REPORT, "2024-05-06 09:00")
     assert code == 0
     assert "classified as: hazard, category 起重伤害, severity normal" in out
-    assert "why: object:配重块, failure:松动" in out
+    [why] = [line for line in out.splitlines() if line.startswith("why: ")]
+    assert why.startswith("why: model:hazard"), why  # the model's verdict, then what weighed
+    assert "object:配重块" in why, why  # and the lexicon's terms
+    assert "failure:松动" in why, why
     assert "| ⚠️ 隐患 #1 已登记(起重伤害)" in out
     assert "| 请 项目安全员 安全员老王 在 09:30 前到现场" in out
     assert "a critical report would get x0.5" in out

@@ -1,0 +1,313 @@
+"""A linear model over character n-grams: the classifier's second opinion, learned from examples.
+
+The lexicon knows the words it was given; site people keep finding new ones. Three rounds of
+hand-tuning lifted every tuned set to F1 1.00 and left text written afterwards near 0.85. A
+logistic regression over character 1-3 grams (and English words and word pairs), trained on
+the same labelled messages, read that unseen text far better (docs/classifier.md), so the
+classifier asks it first and falls back on the rules where it is unsure.
+
+Pure apart from reading its own data file (as the lexicon does); `train` is deterministic, and
+`python -m escalation.train` writes that file from the labelled messages.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from itertools import pairwise, repeat
+from operator import add, itemgetter, sub
+from typing import Any
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+# Words are marked with a control character no message keeps after normalising, so "on" the
+# word and "on" the two letters are different features.
+_WORD_MARK = "\x01"
+
+
+def features(norm: str) -> list[str]:
+    """The features of a normalised text (lower case, single spaces): every character 1-, 2-
+    and 3-gram with the message's start and end marked (^, $), and its English words and word
+    pairs. A feature that occurs twice counts twice, in training as in prediction."""
+    s = f"^{norm}$"
+    out = list(s.replace(" ", ""))
+    pairs = list(map(add, s, s[1:]))  # joined in C: the same strings as slicing, faster
+    out += pairs
+    out += map(add, pairs, s[2:])
+    if _WORD.search(norm):
+        words = _WORD.findall(norm)
+        out += [_WORD_MARK + w for w in words]
+        out += [f"{_WORD_MARK}{a} {b}" for a, b in pairwise(words)]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The model's label, its probability, and the features that pushed hardest towards it."""
+
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+    reasons: tuple[str, ...]
+
+
+class NgramModel:
+    """Multinomial logistic regression: one weight per (feature, label), summed, softmaxed."""
+
+    def __init__(self, labels: Sequence[str], weights: dict[str, tuple[float, ...]]) -> None:
+        self.labels = tuple(labels)
+        self._weights = weights
+        self._zero = (0.0,) * len(self.labels)
+
+    def predict(self, norm: str, *, reasons: int = 3) -> Verdict:
+        """The most probable label; `reasons` features that favour it most are kept to show."""
+        return self.predict_features(features(norm), reasons=reasons)
+
+    def predict_features(self, feats: list[str], *, reasons: int = 3) -> Verdict:
+        """`predict` for the features of a text, which several models of one text can share."""
+        ws = list(map(self._weights.get, feats))  # None where the model has no weight
+        rows = [w for w in ws if w is not None]
+        # Column sums in C: zip(*rows) gives one tuple per label.
+        totals = [sum(col) for col in zip(*rows, strict=False)] if rows else list(self._zero)
+        top = max(totals)
+        best = totals.index(top)
+        exps = [math.exp(t - top) for t in totals]
+        z = sum(exps)
+        labels = self.labels
+        probabilities = dict(zip(labels, [e / z for e in exps], strict=True))
+        why: tuple[str, ...] = ()
+        if reasons and rows:
+            why = _reasons(feats, ws, totals, best, reasons, 0)
+        return Verdict(labels[best], 1.0 / z, probabilities, why)
+
+    def label_features(self, feats: list[str]) -> str:
+        """Only the most probable label: the sums without probabilities or reasons."""
+        rows = [w for w in map(self._weights.get, feats) if w is not None]
+        if not rows:
+            return self.labels[0]
+        totals = [sum(col) for col in zip(*rows, strict=False)]
+        return self.labels[totals.index(max(totals))]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "labels": list(self.labels),
+            "weights": {f: [round(v, 4) for v in w] for f, w in sorted(self._weights.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NgramModel:
+        labels = data["labels"]
+        weights = {f: tuple(float(v) for v in w) for f, w in data["weights"].items()}
+        if any(len(w) != len(labels) for w in weights.values()):
+            msg = "every n-gram weight needs one value per label"
+            raise ValueError(msg)
+        return cls(labels, weights)
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+
+# A ModelSet packs a feature's weights, in units of 1e-4 (the file keeps four decimals, so
+# nothing is lost), into one integer of 48-bit fields, each offset by _BIAS to stay positive.
+# Adding a text's integers adds every label's weights at once, exactly, in C: with 18 labels
+# that was the classifier's largest cost as float sums (docs/classifier.md).
+_UNIT = 10_000
+_FIELD = 48
+_BIAS = 1 << 30
+_MASK = (1 << _FIELD) - 1
+
+
+class ModelSet:
+    """The kind, category and severity models in one table, so a text's features are looked up
+    once and summed once for all three (see _UNIT)."""
+
+    def __init__(self, kind: NgramModel, category: NgramModel, severity: NgramModel) -> None:
+        self.kind, self.category, self.severity = kind, category, severity
+        parts = (kind, category, severity)
+        table: dict[str, tuple[Any, ...]] = {}
+        for f in set().union(*(m._weights for m in parts)):
+            packed = 0
+            weights = (v for m in parts for v in m._weights.get(f, m._zero))
+            for i, v in enumerate(weights):
+                q = round(v * _UNIT)
+                if not -_BIAS < q < _BIAS:
+                    msg = f"n-gram weight {v} of {f!r} is out of range"
+                    raise ValueError(msg)
+                packed |= (q + _BIAS) << (_FIELD * i)
+            # A last field counts the features, so the sum says how many biases it holds.
+            packed |= 1 << (_FIELD * (i + 1))
+            # The kind weights beside the sum's integer, for the reasons shown.
+            table[f] = (packed, *kind._weights.get(f, kind._zero))
+        self._table = table
+        # What a feature no model knows reads as: it adds nothing and pushes nowhere.
+        self._unknown = (0, *kind._zero)
+        k, c = len(kind.labels), len(category.labels)
+        self._fields = (range(k), range(k, k + c), range(k + c, k + c + len(severity.labels)))
+        self._count_shift = _FIELD * (k + c + len(severity.labels))
+
+    def read(self, norm: str) -> Reading:
+        """Look the text's features up and add them: every label's total in one sum."""
+        feats = features(norm)
+        # All in C: the lookups, and one sum for every label and the count of known features.
+        packs = list(map(self._table.get, feats, repeat(self._unknown)))
+        total = sum(map(_FIRST, packs))
+        # features() lists the single characters first; reasons never show them.
+        singles = len(norm) + 2 - norm.count(" ")
+        return Reading(feats, packs, total, total >> self._count_shift, singles)
+
+    def kind_of(self, reading: Reading, *, reasons: int = 3) -> Verdict:
+        totals = reading.totals(self._fields[0])
+        top = max(totals)
+        best = totals.index(top)
+        exps = [math.exp(t - top) for t in totals]
+        z = sum(exps)
+        labels = self.kind.labels
+        probabilities = dict(zip(labels, [e / z for e in exps], strict=True))
+        why: tuple[str, ...] = ()
+        if reasons and reading.found:
+            why = reading.reasons(totals, best, reasons)
+        return Verdict(labels[best], 1.0 / z, probabilities, why)
+
+    def category_of(self, reading: Reading) -> str:
+        return _best(self.category.labels, reading.totals(self._fields[1]))
+
+    def severity_of(self, reading: Reading) -> str:
+        return _best(self.severity.labels, reading.totals(self._fields[2]))
+
+
+def _best(labels: tuple[str, ...], totals: list[float]) -> str:
+    return labels[totals.index(max(totals))]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A text's features, their packed weights (None where no model has one), and the sum."""
+
+    feats: list[str]
+    packs: list[tuple[Any, ...]]  # (packed weights, kind weights...); unknown: all zero
+    total: int
+    found: int
+    singles: int  # how many of feats, at the start, are single characters
+
+    def totals(self, fields: range) -> list[float]:
+        bias = self.found * _BIAS
+        total = self.total
+        return [(((total >> (_FIELD * i)) & _MASK) - bias) / _UNIT for i in fields]
+
+    def reasons(self, totals: list[float], best: int, n: int) -> tuple[str, ...]:
+        """The features that pushed hardest towards kind label `best` rather than the
+        runner-up. Single characters count in the sum but say little to a reader, so they are
+        not shown."""
+        second = max((i for i in range(len(totals)) if i != best), key=totals.__getitem__)
+        b, s = best + 1, second + 1  # a row is (packed, kind weights...)
+        n0 = self.singles
+        packs = self.packs[n0:]
+        pushes = list(map(sub, map(itemgetter(b), packs), map(itemgetter(s), packs)))
+        # reverse=True keeps equal pushes in the text's order (the sort is stable).
+        order = sorted(range(len(pushes)), key=pushes.__getitem__, reverse=True)
+        feats = self.feats[n0:]
+        shown: list[str] = []  # a feature met twice is shown once, where it first pushed
+        for i in order:
+            if pushes[i] <= 0:
+                break
+            f = feats[i]
+            if len(f.strip("^$")) > 1 and f not in shown:
+                shown.append(f)
+                if len(shown) == n:
+                    break
+        return tuple(_show(f) for f in shown)
+
+
+_FIRST = itemgetter(0)
+
+
+def _reasons(
+    feats: list[str],
+    ws: list[tuple[float, ...] | None],
+    totals: list[float],
+    best: int,
+    n: int,
+    offset: int,
+) -> tuple[str, ...]:
+    """The features that pushed hardest towards `best` rather than the runner-up (label
+    indexes; a row's weights for them sit `offset` columns in). Single characters count in the
+    sum but say little to a reader, so they are not shown."""
+    second = max((i for i in range(len(totals)) if i != best), key=totals.__getitem__)
+    b, s = best + offset, second + offset
+    pushes = {
+        f: w[b] - w[s] for f, w in zip(feats, ws, strict=True) if w is not None and w[b] > w[s]
+    }
+    shown: list[str] = []
+    for f in sorted(pushes, key=pushes.__getitem__, reverse=True):  # stable: ties keep order
+        if len(f.strip("^$")) > 1:
+            shown.append(_show(f))
+            if len(shown) == n:
+                break
+    return tuple(shown)
+
+
+def _show(feature: str) -> str:
+    """A feature as a person reads it: 松动, "harness", "no harness"; ^ and $ mark the ends."""
+    if feature.startswith(_WORD_MARK):
+        return f'ngram:"{feature[1:]}"'
+    return f"ngram:{feature}"
+
+
+def train(
+    examples: Iterable[tuple[str, str]],
+    labels: Sequence[str],
+    *,
+    epochs: int = 15,
+    rate: float = 0.2,
+    seed: int = 0,
+    prune: float = 0.005,
+) -> NgramModel:
+    """Fit on (normalised text, label) pairs with AdaGrad; the same data and seed give the
+    same model. Weights smaller than `prune` for every label are dropped from the file."""
+    index = {label: i for i, label in enumerate(labels)}
+    data = [(features(text), index[label]) for text, label in examples]
+    k = len(labels)
+    weights: dict[str, list[float]] = {}
+    squares: dict[str, list[float]] = {}
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        rng.shuffle(data)
+        for feats, y in data:
+            rows = [weights.setdefault(f, [0.0] * k) for f in feats]
+            totals = [sum(w[i] for w in rows) for i in range(k)]
+            top = max(totals)
+            exps = [math.exp(t - top) for t in totals]
+            z = sum(exps)
+            for i in range(k):
+                g = exps[i] / z - (1.0 if i == y else 0.0)
+                if abs(g) < 1e-4:
+                    continue
+                for f, w in zip(feats, rows, strict=True):
+                    sq = squares.setdefault(f, [1e-8] * k)
+                    sq[i] += g * g
+                    w[i] -= rate * g / math.sqrt(sq[i])
+    kept = {f: tuple(w) for f, w in weights.items() if max(abs(v) for v in w) >= prune}
+    return NgramModel(labels, kept)
+
+
+@cache
+def shipped_set() -> ModelSet:
+    """The shipped models in one table (built once per process)."""
+    models = shipped()
+    return ModelSet(models["kind"], models["category"], models["severity"])
+
+
+@cache
+def shipped() -> dict[str, NgramModel]:
+    """The models shipped with the package (kind, category, severity), read once per process."""
+    raw = (resources.files("escalation") / "data" / "ngram.json.gz").read_bytes()
+    data = json.loads(gzip.decompress(raw))
+    return {name: NgramModel.from_json(model) for name, model in data.items()}
