@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.outbox_rows import outbox_values
 from escalation.hazard import HazardState, Tick, decide
 from storage.models import HazardRow, OutboxRow, OutboxStatus
 from storage.repositories import to_domain
@@ -70,6 +71,42 @@ async def test_numbers_are_per_project_and_increasing(uow: UnitOfWorkFactory) ->
         assert a is not None
         assert b is not None
         assert (a.number, b.number) == (1, 2)
+
+
+async def test_a_nul_character_in_peoples_text_is_dropped_not_fatal(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """PostgreSQL refuses NUL in text; a report, a name and an outbox text with one are stored
+    without it, on both databases, through the ORM and through the sweep's bulk inserts."""
+    hid = await _hazard(uow, number_hint="\x00了")
+    async with uow() as u:
+        row = await u.hazards.get(hid)
+        assert row is not None
+        assert row.text == "配重块松动了"
+        await u.people.seen(77, "nul\x00user", "老\x00王", T0)
+        await u.outbox.add_many(
+            [outbox_values(row, "dm", "sendMessage", 77, "a\x00b", T0, key="k1")]
+        )
+        await u.events.append_many(
+            [
+                {
+                    "hazard_id": hid,
+                    "kind": "x",
+                    "at": T0,
+                    "actor_id": 77,
+                    "actor_name": "老\x00王",
+                    "detail": {},
+                }
+            ]
+        )
+        await u.commit()
+    async with uow() as u:
+        person = (await u.people.get_many([77]))[77]
+        assert (person.username, person.name) == ("nuluser", "老王")
+        [sent] = await u.outbox.for_hazard(hid)
+        assert sent.text == "ab"
+        [event] = await u.events.of_kind(hid, "x")
+        assert event.actor_name == "老王"
 
 
 async def test_datetimes_come_back_aware_utc(uow: UnitOfWorkFactory) -> None:
@@ -146,9 +183,18 @@ async def test_outbox_claim_is_a_lease(uow: UnitOfWorkFactory) -> None:
     async with uow() as u:
         u.outbox.add(
             OutboxRow(
-                hazard_id=hid, purpose="dm", method="sendMessage", chat_id=1002,
-                recipient_id=1002, text="#1", payload={}, dedupe_key="k1",
-                status=OutboxStatus.PENDING, attempts=0, not_before=T0, created_at=T0,
+                hazard_id=hid,
+                purpose="dm",
+                method="sendMessage",
+                chat_id=1002,
+                recipient_id=1002,
+                text="#1",
+                payload={},
+                dedupe_key="k1",
+                status=OutboxStatus.PENDING,
+                attempts=0,
+                not_before=T0,
+                created_at=T0,
             )
         )
         await u.commit()
@@ -177,10 +223,18 @@ async def test_outbox_claims_private_chats_first_and_can_skip_or_pick_a_chat(
         for i, chat in enumerate(chats):
             u.outbox.add(
                 OutboxRow(
-                    hazard_id=hid, purpose="notice" if chat < 0 else "dm", method="sendMessage",
-                    chat_id=chat, recipient_id=None, text=f"m{i}", payload={},
-                    dedupe_key=f"p{i}", status=OutboxStatus.PENDING, attempts=0,
-                    not_before=T0, created_at=T0,
+                    hazard_id=hid,
+                    purpose="notice" if chat < 0 else "dm",
+                    method="sendMessage",
+                    chat_id=chat,
+                    recipient_id=None,
+                    text=f"m{i}",
+                    payload={},
+                    dedupe_key=f"p{i}",
+                    status=OutboxStatus.PENDING,
+                    attempts=0,
+                    not_before=T0,
+                    created_at=T0,
                 )
             )
         await u.commit()
@@ -201,9 +255,18 @@ async def test_a_lease_is_renewed_only_by_whoever_still_holds_it(uow: UnitOfWork
         for i in range(3):
             u.outbox.add(
                 OutboxRow(
-                    hazard_id=hid, purpose="dm", method="sendMessage", chat_id=2000 + i,
-                    recipient_id=2000 + i, text=f"r{i}", payload={}, dedupe_key=f"r{i}",
-                    status=OutboxStatus.PENDING, attempts=0, not_before=T0, created_at=T0,
+                    hazard_id=hid,
+                    purpose="dm",
+                    method="sendMessage",
+                    chat_id=2000 + i,
+                    recipient_id=2000 + i,
+                    text=f"r{i}",
+                    payload={},
+                    dedupe_key=f"r{i}",
+                    status=OutboxStatus.PENDING,
+                    attempts=0,
+                    not_before=T0,
+                    created_at=T0,
                 )
             )
         await u.commit()
@@ -233,8 +296,14 @@ async def test_photo_reuse_is_found_anywhere(uow: UnitOfWorkFactory) -> None:
     async with uow() as u:
         u.evidence.add(
             EvidenceRow(
-                hazard_id=hid, kind="photo", user_id=1001, chat_id=GROUP, message_id=5,
-                file_unique_id="AgADxyz", accepted=True, at=T0,
+                hazard_id=hid,
+                kind="photo",
+                user_id=1001,
+                chat_id=GROUP,
+                message_id=5,
+                file_unique_id="AgADxyz",
+                accepted=True,
+                at=T0,
             )
         )
         await u.commit()
