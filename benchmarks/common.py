@@ -52,7 +52,7 @@ class Figure:
     # Not printed in the JSON line: how the baseline was obtained, and the goal, for the table.
     baseline_is: str = "goal"
     goal: str = ""
-    met: bool = False
+    met: bool | None = False  # None: a figure shown for information, with no goal
     note: str = ""
 
     def to_json(self) -> Json:

@@ -36,7 +36,7 @@ def results_block(
         lines.append(
             f"| `{f.name}` | {_number(f.value)} | {f.unit} | {_number(f.baseline)} | "
             f"{f.baseline_is} | {_number(f.ratio)} | {f.goal} | "
-            f"{'yes' if f.met else '**no**'} | {f.note} |"
+            f"{'—' if f.met is None else 'yes' if f.met else '**no**'} | {f.note} |"
         )
     lines.append(END)
     return "\n".join(lines)

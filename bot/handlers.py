@@ -303,7 +303,7 @@ async def on_report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     result = rt.classifier.classify(target.text, is_reply=False)
     forced = dataclasses.replace(
-        result, kind=Kind.HAZARD, matched=(*result.matched, "rule:reported_by_command")
+        result, kind=Kind.HAZARD, why=(*result.matched, "rule:reported_by_command")
     )
     photo = photo_of(original) if target is not gm and original is not None else None
     await _reported(rt, await rt.service.report(target, forced, photo=photo))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
 from typing import NamedTuple
 
 from escalation import lexicon as lx
@@ -24,15 +25,39 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Classification:
-    """The verdict on one message, with the words and rules that decided it."""
+    """The verdict on one message, with the words and rules that decided it (`matched`).
+
+    `why` is `matched`, or a function that makes it on first reading: ranking the n-grams that
+    weighed most costs as much as the verdict, and the bot reads the reasons of a report, while
+    the thousands of 收到 and chatter lines it only skips are never asked why.
+    """
 
     text: str
     kind: Kind
     category: str | None
     severity: Severity
-    matched: tuple[str, ...]
+    why: tuple[str, ...] | Callable[[], tuple[str, ...]]
+
+    @property
+    def matched(self) -> tuple[str, ...]:
+        why = self.why
+        if callable(why):
+            why = why()
+            object.__setattr__(self, "why", why)  # made once; the value does not change
+        return why
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Classification):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.text, self.kind, self.category, self.severity, self.matched)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -625,23 +650,27 @@ class Classifier:
         norm = lx.normalise(text)
         if self._own_words and any(w in norm for w in self._own_words):
             ruled = self.rules.decide(text, norm)
-            return replace(ruled, matched=(*ruled.matched, "rule:project_words"))
+            return replace(ruled, why=(*ruled.matched, "rule:project_words"))
         if len(norm) > MODEL_MAX_CHARS or norm.rstrip().endswith(_ASKS):
             return self.rules.decide(text, norm)
-        reading = self._models.read(norm)  # looked up once for the three models
-        verdict = self._models.kind_of(reading)
-        model = f"model:{verdict.label} {verdict.probability:.2f}"
+        models = self._models
+        reading = models.read(norm)  # looked up once for the three models
+        verdict = models.kind_of(reading, reasons=0)
         if verdict.probability < CONFIDENT:
             ruled = self.rules.decide(text, norm)
-            return replace(ruled, matched=(*ruled.matched, model, "rule:model_unsure"))
+            model = f"model:{verdict.label} {verdict.probability:.2f}"
+            return replace(ruled, why=(*ruled.matched, model, "rule:model_unsure"))
         kind = Kind(verdict.label)
         if kind is not Kind.HAZARD:
-            return Classification(text, kind, None, Severity.NORMAL, (model, *verdict.reasons))
+            return Classification(
+                text, kind, None, Severity.NORMAL, partial(_model_why, models, reading)
+            )
         # The lexicon explains the report. Its full analysis is needed only for severity, and
         # only where an imminence word could make the report critical; elsewhere the terms it
         # finds say enough, and the rules would have called the report normal.
         hits = self.rules.scan(norm)
         critical = False
+        lexicon: list[str] | None = None  # None: the terms of `hits`, named when read
         if self.rules.imminent(hits):
             ruled = self.rules.decide(text, norm, hits)
             critical = ruled.kind is Kind.HAZARD and ruled.severity is Severity.CRITICAL
@@ -650,16 +679,21 @@ class Classifier:
                 if ruled.kind is Kind.HAZARD
                 else []
             )
-        else:
-            lexicon = self.rules.terms(hits)
-        category = self._models.category_of(reading)
-        if not critical and self._models.severity_of(reading) == Severity.CRITICAL:
+        category = models.category_of(reading)
+        graded: tuple[str, ...] = ()
+        if not critical and models.severity_of(reading) == Severity.CRITICAL:
             critical = True
-            lexicon.append("model:critical")
-        return Classification(
-            text,
-            Kind.HAZARD,
-            category,
-            Severity.CRITICAL if critical else Severity.NORMAL,
-            (model, *verdict.reasons, *lexicon, f"category:{category}"),
-        )
+            graded = ("model:critical",)
+
+        def why() -> tuple[str, ...]:
+            terms = self.rules.terms(hits) if lexicon is None else lexicon
+            return (*_model_why(models, reading), *terms, *graded, f"category:{category}")
+
+        severity = Severity.CRITICAL if critical else Severity.NORMAL
+        return Classification(text, Kind.HAZARD, category, severity, why)
+
+
+def _model_why(models: ngram.ModelSet, reading: ngram.Reading) -> tuple[str, ...]:
+    """The model's verdict, its probability, and the n-grams that weighed most."""
+    verdict = models.kind_of(reading)
+    return (f"model:{verdict.label} {verdict.probability:.2f}", *verdict.reasons)

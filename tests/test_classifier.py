@@ -565,6 +565,27 @@ def test_every_verdict_of_the_bot_is_explained(bot_clf: Classifier) -> None:
             assert result.category is not None
 
 
+def test_a_verdicts_reasons_are_made_once_and_only_when_read() -> None:
+    """`why` may be a function: it runs when `matched` is first read, once, and the verdict
+    equals (and hashes as) one built with the tuple."""
+    calls: list[int] = []
+
+    def why() -> tuple[str, ...]:
+        calls.append(1)
+        return ("model:ack 0.99", "ngram:收到")
+
+    lazy = Classification("收到", Kind.ACK, None, Severity.NORMAL, why)
+    assert calls == []
+    eager = Classification(
+        "收到", Kind.ACK, None, Severity.NORMAL, ("model:ack 0.99", "ngram:收到")
+    )
+    assert lazy == eager
+    assert hash(lazy) == hash(eager)
+    assert lazy.to_json()["matched"] == ["model:ack 0.99", "ngram:收到"]
+    assert lazy.matched == eager.matched
+    assert calls == [1]
+
+
 def test_the_shared_table_adds_up_as_the_models_do() -> None:
     """The ModelSet's packed integer sums give each model's own verdict, probability, reasons,
     category and severity, on every labelled message (see ngram._UNIT)."""
