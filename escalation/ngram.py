@@ -130,7 +130,10 @@ class ModelSet:
     once and summed once for all three (see _UNIT)."""
 
     def __init__(self, kind: NgramModel, category: NgramModel, severity: NgramModel) -> None:
-        self.kind, self.category, self.severity = kind, category, severity
+        # Only the labels are kept: the table holds every weight, and the models' own dicts
+        # would double the memory the bot carries (30 MB).
+        self.kind_labels, self.category_labels = kind.labels, category.labels
+        self.severity_labels = severity.labels
         parts = (kind, category, severity)
         table: dict[str, tuple[Any, ...]] = {}
         for f in set().union(*(m._weights for m in parts)):
@@ -169,7 +172,7 @@ class ModelSet:
         best = totals.index(top)
         exps = [math.exp(t - top) for t in totals]
         z = sum(exps)
-        labels = self.kind.labels
+        labels = self.kind_labels
         probabilities = dict(zip(labels, [e / z for e in exps], strict=True))
         why: tuple[str, ...] = ()
         if reasons and reading.found:
@@ -177,10 +180,10 @@ class ModelSet:
         return Verdict(labels[best], 1.0 / z, probabilities, why)
 
     def category_of(self, reading: Reading) -> str:
-        return _best(self.category.labels, reading.totals(self._fields[1]))
+        return _best(self.category_labels, reading.totals(self._fields[1]))
 
     def severity_of(self, reading: Reading) -> str:
-        return _best(self.severity.labels, reading.totals(self._fields[2]))
+        return _best(self.severity_labels, reading.totals(self._fields[2]))
 
 
 def _best(labels: tuple[str, ...], totals: list[float]) -> str:
@@ -300,14 +303,18 @@ def train(
 
 @cache
 def shipped_set() -> ModelSet:
-    """The shipped models in one table (built once per process)."""
-    models = shipped()
+    """The shipped models in one table, built once per process; what the classifier uses."""
+    models = _load()
     return ModelSet(models["kind"], models["category"], models["severity"])
 
 
 @cache
 def shipped() -> dict[str, NgramModel]:
-    """The models shipped with the package (kind, category, severity), read once per process."""
+    """The shipped models one by one (kind, category, severity), read once per process."""
+    return _load()
+
+
+def _load() -> dict[str, NgramModel]:
     raw = (resources.files("escalation") / "data" / "ngram.json.gz").read_bytes()
     data = json.loads(gzip.decompress(raw))
     return {name: NgramModel.from_json(model) for name, model in data.items()}
