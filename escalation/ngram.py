@@ -116,50 +116,50 @@ class NgramModel:
 
 
 # A ModelSet packs a feature's weights, in units of 1e-4 (the file keeps four decimals, so
-# nothing is lost), into one integer of 48-bit fields, each offset by _BIAS to stay positive.
-# Adding a text's integers adds every label's weights at once, exactly, in C: with 18 labels
-# that was the classifier's largest cost as float sums (docs/classifier.md).
+# nothing is lost), into integers of 40-bit fields, each offset by _BIAS to stay positive:
+# adding a text's integers adds every label's weights at once, exactly, in C. Float sums over
+# 18 labels were the classifier's largest cost (docs/classifier.md). The kind weights and a
+# count of known features share one small integer, summed for every message; category and
+# severity share another, summed only for a report. A field holds _MAX_FEATURES features.
 _UNIT = 10_000
-_FIELD = 48
-_BIAS = 1 << 30
+_FIELD = 40
+_BIAS = 1 << 24
 _MASK = (1 << _FIELD) - 1
+_MAX_FEATURES = 1 << (_FIELD - 26)  # each adds less than 2 * _BIAS = 2**25 to a field
 
 
 class ModelSet:
     """The kind, category and severity models in one table, so a text's features are looked up
-    once and summed once for all three (see _UNIT)."""
+    once (see _UNIT)."""
 
     def __init__(self, kind: NgramModel, category: NgramModel, severity: NgramModel) -> None:
         # Only the labels are kept: the table holds every weight, and the models' own dicts
         # would double the memory the bot carries (30 MB).
         self.kind_labels, self.category_labels = kind.labels, category.labels
         self.severity_labels = severity.labels
-        parts = (kind, category, severity)
         table: dict[str, tuple[Any, ...]] = {}
-        for f in set().union(*(m._weights for m in parts)):
-            packed = 0
-            weights = (v for m in parts for v in m._weights.get(f, m._zero))
-            for i, v in enumerate(weights):
-                q = round(v * _UNIT)
-                if not -_BIAS < q < _BIAS:
-                    msg = f"n-gram weight {v} of {f!r} is out of range"
-                    raise ValueError(msg)
-                packed |= (q + _BIAS) << (_FIELD * i)
-            # A last field counts the features, so the sum says how many biases it holds.
-            packed |= 1 << (_FIELD * (i + 1))
-            # The kind weights beside the sum's integer, for the reasons shown.
-            table[f] = (packed, *kind._weights.get(f, kind._zero))
+        for f in set().union(*(m._weights for m in (kind, category, severity))):
+            kind_w = kind._weights.get(f, kind._zero)
+            details = (
+                *category._weights.get(f, category._zero),
+                *severity._weights.get(f, severity._zero),
+            )
+            # The last field of the kind integer counts the features, so a sum says how many
+            # biases it holds. The kind weights also stand as floats, for the reasons shown.
+            table[f] = (_pack(f, kind_w) | 1 << (_FIELD * len(kind_w)), _pack(f, details), *kind_w)
         self._table = table
         # What a feature no model knows reads as: it adds nothing and pushes nowhere.
-        self._unknown = (0, *kind._zero)
+        self._unknown = (0, 0, *kind._zero)
         k, c = len(kind.labels), len(category.labels)
-        self._fields = (range(k), range(k, k + c), range(k + c, k + c + len(severity.labels)))
-        self._count_shift = _FIELD * (k + c + len(severity.labels))
+        self._fields = (range(k), range(c), range(c, c + len(severity.labels)))
+        self._count_shift = _FIELD * k
 
     def read(self, norm: str) -> Reading:
-        """Look the text's features up and add them: every label's total in one sum."""
+        """Look the text's features up and add their kind weights, all in C."""
         feats = features(norm)
-        # All in C: the lookups, and one sum for every label and the count of known features.
+        if len(feats) >= _MAX_FEATURES:
+            msg = f"a text of {len(norm)} characters is too long for the model's sums"
+            raise ValueError(msg)
         packs = list(map(self._table.get, feats, repeat(self._unknown)))
         total = sum(map(_FIRST, packs))
         # features() lists the single characters first; reasons never show them.
@@ -167,7 +167,7 @@ class ModelSet:
         return Reading(feats, packs, total, total >> self._count_shift, singles)
 
     def kind_of(self, reading: Reading, *, reasons: int = 3) -> Verdict:
-        totals = reading.totals(self._fields[0])
+        totals = _unpack(reading.total, reading.found, self._fields[0])
         top = max(totals)
         best = totals.index(top)
         exps = [math.exp(t - top) for t in totals]
@@ -180,37 +180,58 @@ class ModelSet:
         return Verdict(labels[best], 1.0 / z, probabilities, why)
 
     def category_of(self, reading: Reading) -> str:
-        return _best(self.category_labels, reading.totals(self._fields[1]))
+        totals = _unpack(reading.details(), reading.found, self._fields[1])
+        return _best(self.category_labels, totals)
 
     def severity_of(self, reading: Reading) -> str:
-        return _best(self.severity_labels, reading.totals(self._fields[2]))
+        totals = _unpack(reading.details(), reading.found, self._fields[2])
+        return _best(self.severity_labels, totals)
+
+
+def _pack(feature: str, weights: tuple[float, ...]) -> int:
+    packed = 0
+    for i, v in enumerate(weights):
+        q = round(v * _UNIT)
+        if not -_BIAS < q < _BIAS:
+            msg = f"n-gram weight {v} of {feature!r} is out of range"
+            raise ValueError(msg)
+        packed |= (q + _BIAS) << (_FIELD * i)
+    return packed
+
+
+def _unpack(total: int, found: int, fields: range) -> list[float]:
+    bias = found * _BIAS
+    return [(((total >> (_FIELD * i)) & _MASK) - bias) / _UNIT for i in fields]
 
 
 def _best(labels: tuple[str, ...], totals: list[float]) -> str:
     return labels[totals.index(max(totals))]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reading:
-    """A text's features, their packed weights (None where no model has one), and the sum."""
+    """A text's features, their table rows (all zero where no model has one), and the sum of
+    their kind integers."""
 
     feats: list[str]
-    packs: list[tuple[Any, ...]]  # (packed weights, kind weights...); unknown: all zero
+    packs: list[tuple[Any, ...]]  # (kind integer, details integer, kind weights...)
     total: int
     found: int
     singles: int  # how many of feats, at the start, are single characters
+    _details: int | None = None
 
-    def totals(self, fields: range) -> list[float]:
-        bias = self.found * _BIAS
-        total = self.total
-        return [(((total >> (_FIELD * i)) & _MASK) - bias) / _UNIT for i in fields]
+    def details(self) -> int:
+        """The sum of the category and severity integers, made when a report asks for it."""
+        if self._details is None:
+            self._details = sum(map(_SECOND, self.packs))
+        return self._details
 
     def reasons(self, totals: list[float], best: int, n: int) -> tuple[str, ...]:
         """The features that pushed hardest towards kind label `best` rather than the
         runner-up. Single characters count in the sum but say little to a reader, so they are
         not shown."""
         second = max((i for i in range(len(totals)) if i != best), key=totals.__getitem__)
-        b, s = best + 1, second + 1  # a row is (packed, kind weights...)
+        b, s = best + 2, second + 2  # a row is (kind integer, details integer, kind weights...)
         n0 = self.singles
         packs = self.packs[n0:]
         pushes = list(map(sub, map(itemgetter(b), packs), map(itemgetter(s), packs)))
@@ -230,6 +251,7 @@ class Reading:
 
 
 _FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 
 
 def _reasons(
