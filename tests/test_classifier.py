@@ -608,6 +608,15 @@ def test_a_weight_too_large_to_pack_is_refused() -> None:
         ngram.ModelSet(kind, small, small)
 
 
+def test_a_text_too_long_for_the_packed_sums_is_refused_not_misread() -> None:
+    """The packed fields hold 16,384 features; the classifier gives the model at most 200
+    characters (about 800), and a longer text read directly is refused."""
+    joint = ngram.shipped_set()
+    assert joint.read(lx_normalise("塔吊" * (MODEL_MAX_CHARS // 2))).found > 0
+    with pytest.raises(ValueError, match="too long"):
+        joint.read("塔吊配重块松动" * 1200)
+
+
 def test_the_shipped_model_is_what_training_gives() -> None:
     """escalation/data/ngram.json.gz is exactly what `python -m escalation.train` writes from
     TRAIN_FILES: training is deterministic, and the file is not stale."""
