@@ -141,6 +141,17 @@ class RuleClassifier:
                 extra_not_hazard=extension.extra_not_hazard,
             )
         self._rank = {cat: i for i, cat in enumerate(self._lex.priority)}
+        # Every imminence term, as one regex: a text with none of them cannot be critical.
+        imminence = sorted(
+            (
+                t
+                for t, roles in self._lex.roles.items()
+                if any(r.kind == lx.IMMINENCE for r in roles)
+            ),
+            key=len,
+            reverse=True,
+        )
+        self._imminence = re.compile("|".join(map(re.escape, imminence)) or "(?!)")
 
     def classify(self, text: str, *, is_reply: bool = False) -> Classification:
         """Classify one message. `is_reply` is accepted for callers; the verdict does not need it.
@@ -167,6 +178,10 @@ class RuleClassifier:
     def scan(self, norm: str) -> list[_Hit]:
         """The lexicon's terms and patterns in a normalised text, in order of position."""
         return self._scan(norm)
+
+    def may_be_imminent(self, norm: str) -> bool:
+        """False when no imminence term occurs in the text at all: the scan could find none."""
+        return self._imminence.search(norm) is not None
 
     @staticmethod
     def imminent(hits: list[_Hit]) -> bool:
@@ -668,11 +683,12 @@ class Classifier:
         # The lexicon explains the report. Its full analysis is needed only for severity, and
         # only where an imminence word could make the report critical; elsewhere the terms it
         # finds say enough, and the rules would have called the report normal.
-        hits = self.rules.scan(norm)
+        rules = self.rules
+        hits = rules.scan(norm) if rules.may_be_imminent(norm) else None
         critical = False
-        lexicon: list[str] | None = None  # None: the terms of `hits`, named when read
-        if self.rules.imminent(hits):
-            ruled = self.rules.decide(text, norm, hits)
+        lexicon: list[str] | None = None  # None: the lexicon's terms, named when read
+        if hits is not None and rules.imminent(hits):
+            ruled = rules.decide(text, norm, hits)
             critical = ruled.kind is Kind.HAZARD and ruled.severity is Severity.CRITICAL
             lexicon = (
                 [m for m in ruled.matched if not m.startswith("category:")]
@@ -686,7 +702,11 @@ class Classifier:
             graded = ("model:critical",)
 
         def why() -> tuple[str, ...]:
-            terms = self.rules.terms(hits) if lexicon is None else lexicon
+            terms = (
+                rules.terms(rules.scan(norm) if hits is None else hits)
+                if lexicon is None
+                else lexicon
+            )
             return (*_model_why(models, reading), *terms, *graded, f"category:{category}")
 
         severity = Severity.CRITICAL if critical else Severity.NORMAL
