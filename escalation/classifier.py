@@ -141,17 +141,6 @@ class RuleClassifier:
                 extra_not_hazard=extension.extra_not_hazard,
             )
         self._rank = {cat: i for i, cat in enumerate(self._lex.priority)}
-        # Every imminence term, as one regex: a text with none of them cannot be critical.
-        imminence = sorted(
-            (
-                t
-                for t, roles in self._lex.roles.items()
-                if any(r.kind == lx.IMMINENCE for r in roles)
-            ),
-            key=len,
-            reverse=True,
-        )
-        self._imminence = re.compile("|".join(map(re.escape, imminence)) or "(?!)")
 
     def classify(self, text: str, *, is_reply: bool = False) -> Classification:
         """Classify one message. `is_reply` is accepted for callers; the verdict does not need it.
@@ -164,7 +153,7 @@ class RuleClassifier:
     def decide(self, text: str, norm: str, hits: list[_Hit] | None = None) -> Classification:
         """`classify` for a text already normalised by `lexicon.normalise` (and scanned)."""
         if hits is None:
-            hits = self._scan(norm)
+            hits = self.scan(norm)
         hazard = self._hazard(text, norm, hits)
         if hazard is not None and hazard.kind is Kind.HAZARD:
             return hazard
@@ -175,13 +164,9 @@ class RuleClassifier:
             return hazard
         return Classification(text, Kind.OTHER, None, Severity.NORMAL, ("rule:no_evidence",))
 
-    def scan(self, norm: str) -> list[_Hit]:
-        """The lexicon's terms and patterns in a normalised text, in order of position."""
-        return self._scan(norm)
-
     def may_be_imminent(self, norm: str) -> bool:
         """False when no imminence term occurs in the text at all: the scan could find none."""
-        return self._imminence.search(norm) is not None
+        return self._lex.imminence.search(norm) is not None
 
     @staticmethod
     def imminent(hits: list[_Hit]) -> bool:
@@ -200,7 +185,7 @@ class RuleClassifier:
                     named.append(f"{role.kind}:{h.term}")
         return _dedupe(named)
 
-    def _scan(self, norm: str) -> list[_Hit]:
+    def scan(self, norm: str) -> list[_Hit]:
         """Every lexicon term and pattern in the text, in order of position."""
         lex = self._lex
         info = lex.info
@@ -673,8 +658,7 @@ class Classifier:
         verdict = models.kind_of(reading, reasons=0)
         if verdict.probability < CONFIDENT:
             ruled = self.rules.decide(text, norm)
-            model = f"model:{verdict.label} {verdict.probability:.2f}"
-            return replace(ruled, why=(*ruled.matched, model, "rule:model_unsure"))
+            return replace(ruled, why=(*ruled.matched, _model(verdict), "rule:model_unsure"))
         kind = Kind(verdict.label)
         if kind is not Kind.HAZARD:
             return Classification(
@@ -716,4 +700,8 @@ class Classifier:
 def _model_why(models: ngram.ModelSet, reading: ngram.Reading) -> tuple[str, ...]:
     """The model's verdict, its probability, and the n-grams that weighed most."""
     verdict = models.kind_of(reading)
-    return (f"model:{verdict.label} {verdict.probability:.2f}", *verdict.reasons)
+    return (_model(verdict), *verdict.reasons)
+
+
+def _model(verdict: ngram.Verdict) -> str:
+    return f"model:{verdict.label} {verdict.probability:.2f}"

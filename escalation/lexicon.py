@@ -140,6 +140,8 @@ class Lexicon:
     act_patterns: tuple[PatternSet, PatternSet]
     all_patterns: tuple[PatternSet, PatternSet]
     stats: re.Pattern[str]
+    # Every imminence term, as one regex: a text where it finds nothing cannot be critical.
+    imminence: re.Pattern[str]
     ack_full: re.Pattern[str]
     ack_chars: frozenset[str]
     ack_latin: frozenset[str]  # every ASCII word an ack can contain
@@ -201,18 +203,24 @@ class Lexicon:
         return found
 
 
-def _trie_pattern(terms: Iterable[str]) -> str:
-    """A regex alternation factored by common prefixes, preferring the longest term.
-
-    Python's `re` tries alternatives one by one; a prefix trie lets it reject hundreds of
-    terms after one character, which keeps a scan of a message in the microseconds.
-    """
+def _trie(terms: Iterable[str]) -> dict[str, Any]:
+    """Terms as nested dicts by character; the key "" marks where a term ends."""
     root: dict[str, Any] = {}
     for term in terms:
         node = root
         for ch in term:
             node = node.setdefault(ch, {})
         node[""] = {}
+    return root
+
+
+def _trie_pattern(terms: Iterable[str]) -> str:
+    """A regex alternation factored by common prefixes, preferring the longest term.
+
+    Python's `re` tries alternatives one by one; a prefix trie lets it reject hundreds of
+    terms after one character, which keeps a scan of a message in the microseconds.
+    """
+    root = _trie(terms)
 
     def build(node: dict[str, Any]) -> str:
         ends = "" in node
@@ -251,12 +259,7 @@ def _scan_trie(terms: Iterable[str]) -> str:
     Like `_trie_pattern`, but a term that ends in an ASCII letter or digit only ends where a
     word ends, so "no" is not found in "not" while "not" still is.
     """
-    root: dict[str, Any] = {}
-    for term in terms:
-        node = root
-        for ch in term:
-            node = node.setdefault(ch, {})
-        node[""] = {}
+    root = _trie(terms)
     if not root:
         return "(?!)"  # no term: never matches
 
@@ -641,6 +644,10 @@ def build(
         act_patterns=act_patterns,
         all_patterns=all_patterns,
         stats=_compile_guarded(list(filters["stats_patterns"])),
+        imminence=re.compile(
+            _trie_pattern(t for t, rs in roles.items() if any(r.kind == IMMINENCE for r in rs))
+            or "(?!)"
+        ),
         ack_full=re.compile(rf"\s*(?:(?:{ack_alt})\s*)+"),
         ack_chars=frozenset("".join(vocabulary) + " "),
         ack_latin=frozenset(LATIN_WORD.findall(" ".join(vocabulary))),

@@ -55,8 +55,13 @@ class Verdict:
 
     label: str
     probability: float
-    probabilities: dict[str, float]
     reasons: tuple[str, ...]
+
+
+def _softmax_best(totals: list[float]) -> tuple[int, float]:
+    """The index of the largest total (the first, on a tie) and its softmax probability."""
+    top = max(totals)
+    return totals.index(top), 1.0 / sum(math.exp(t - top) for t in totals)
 
 
 class NgramModel:
@@ -67,26 +72,21 @@ class NgramModel:
         self._weights = weights
         self._zero = (0.0,) * len(self.labels)
 
-    def predict(self, norm: str, *, reasons: int = 3) -> Verdict:
-        """The most probable label; `reasons` features that favour it most are kept to show."""
-        return self.predict_features(features(norm), reasons=reasons)
-
     def predict_features(self, feats: list[str], *, reasons: int = 3) -> Verdict:
-        """`predict` for the features of a text, which several models of one text can share."""
+        """The most probable label for a text's features, with plain float sums (the reference
+        the packed sums of ModelSet are checked against); `reasons` features that favour it
+        most are kept to show."""
         ws = list(map(self._weights.get, feats))  # None where the model has no weight
         rows = [w for w in ws if w is not None]
         # Column sums in C: zip(*rows) gives one tuple per label.
         totals = [sum(col) for col in zip(*rows, strict=False)] if rows else list(self._zero)
-        top = max(totals)
-        best = totals.index(top)
-        exps = [math.exp(t - top) for t in totals]
-        z = sum(exps)
-        labels = self.labels
-        probabilities = dict(zip(labels, [e / z for e in exps], strict=True))
+        best, probability = _softmax_best(totals)
         why: tuple[str, ...] = ()
         if reasons and rows:
-            why = _reasons(feats, ws, totals, best, reasons, 0)
-        return Verdict(labels[best], 1.0 / z, probabilities, why)
+            second = _runner_up(totals, best)
+            pushes = [0.0 if w is None else w[best] - w[second] for w in ws]
+            why = _ranked(feats, pushes, reasons)
+        return Verdict(self.labels[best], probability, why)
 
     def label_features(self, feats: list[str]) -> str:
         """Only the most probable label: the sums without probabilities or reasons."""
@@ -168,16 +168,11 @@ class ModelSet:
 
     def kind_of(self, reading: Reading, *, reasons: int = 3) -> Verdict:
         totals = _unpack(reading.total, reading.found, self._fields[0])
-        top = max(totals)
-        best = totals.index(top)
-        exps = [math.exp(t - top) for t in totals]
-        z = sum(exps)
-        labels = self.kind_labels
-        probabilities = dict(zip(labels, [e / z for e in exps], strict=True))
+        best, probability = _softmax_best(totals)
         why: tuple[str, ...] = ()
         if reasons and reading.found:
             why = reading.reasons(totals, best, reasons)
-        return Verdict(labels[best], 1.0 / z, probabilities, why)
+        return Verdict(self.kind_labels[best], probability, why)
 
     def category_of(self, reading: Reading) -> str:
         totals = _unpack(reading.details(), reading.found, self._fields[1])
@@ -228,55 +223,39 @@ class Reading:
 
     def reasons(self, totals: list[float], best: int, n: int) -> tuple[str, ...]:
         """The features that pushed hardest towards kind label `best` rather than the
-        runner-up. Single characters count in the sum but say little to a reader, so they are
-        not shown."""
-        second = max((i for i in range(len(totals)) if i != best), key=totals.__getitem__)
+        runner-up (see `_ranked`)."""
+        second = _runner_up(totals, best)
         b, s = best + 2, second + 2  # a row is (kind integer, details integer, kind weights...)
         n0 = self.singles
         packs = self.packs[n0:]
         pushes = list(map(sub, map(itemgetter(b), packs), map(itemgetter(s), packs)))
-        # reverse=True keeps equal pushes in the text's order (the sort is stable).
-        order = sorted(range(len(pushes)), key=pushes.__getitem__, reverse=True)
-        feats = self.feats[n0:]
-        shown: list[str] = []  # a feature met twice is shown once, where it first pushed
-        for i in order:
-            if pushes[i] <= 0:
-                break
-            f = feats[i]
-            if len(f.strip("^$")) > 1 and f not in shown:
-                shown.append(f)
-                if len(shown) == n:
-                    break
-        return tuple(_show(f) for f in shown)
+        return _ranked(self.feats[n0:], pushes, n)
 
 
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 
 
-def _reasons(
-    feats: list[str],
-    ws: list[tuple[float, ...] | None],
-    totals: list[float],
-    best: int,
-    n: int,
-    offset: int,
-) -> tuple[str, ...]:
-    """The features that pushed hardest towards `best` rather than the runner-up (label
-    indexes; a row's weights for them sit `offset` columns in). Single characters count in the
-    sum but say little to a reader, so they are not shown."""
-    second = max((i for i in range(len(totals)) if i != best), key=totals.__getitem__)
-    b, s = best + offset, second + offset
-    pushes = {
-        f: w[b] - w[s] for f, w in zip(feats, ws, strict=True) if w is not None and w[b] > w[s]
-    }
+def _runner_up(totals: list[float], best: int) -> int:
+    return max((i for i in range(len(totals)) if i != best), key=totals.__getitem__)
+
+
+def _ranked(feats: list[str], pushes: list[float], n: int) -> tuple[str, ...]:
+    """The `n` features with the largest positive push, as shown in `matched`. Single
+    characters count in the sum but say little to a reader, so they are not shown; a feature
+    met twice is shown once, where it first pushed."""
+    # reverse=True keeps equal pushes in the text's order (the sort is stable).
+    order = sorted(range(len(pushes)), key=pushes.__getitem__, reverse=True)
     shown: list[str] = []
-    for f in sorted(pushes, key=pushes.__getitem__, reverse=True):  # stable: ties keep order
-        if len(f.strip("^$")) > 1:
-            shown.append(_show(f))
+    for i in order:
+        if pushes[i] <= 0:
+            break
+        f = feats[i]
+        if len(f.strip("^$")) > 1 and f not in shown:
+            shown.append(f)
             if len(shown) == n:
                 break
-    return tuple(shown)
+    return tuple(_show(f) for f in shown)
 
 
 def _show(feature: str) -> str:
