@@ -421,19 +421,9 @@ class HazardRepository:
         )
         return result.scalars().all()
 
-    async def list_due(self, now: datetime, limit: int) -> Sequence[HazardRow]:
-        """Active hazards whose deadline has passed, locked so no other process takes them."""
-        stmt = (
-            select(HazardRow)
-            .where(HazardRow.state.in_(ACTIVE_STATES), HazardRow.deadline <= now)
-            .order_by(HazardRow.deadline)
-            .limit(limit)
-        )
-        result = await self._s.execute(_skip_locked(self._s, stmt))
-        return result.scalars().all()
-
     async def due(self, now: datetime, limit: int) -> list[DueHazard]:
-        """`list_due` for the sweep: the same rows, locked the same way, read without entities."""
+        """Active hazards whose deadline has passed, earliest first, locked so no other process
+        takes them; read without entities (see DueHazard)."""
         stmt = (
             select(*_DUE_COLUMNS)
             .where(HazardRow.state.in_(ACTIVE_STATES), HazardRow.deadline <= now)

@@ -848,10 +848,7 @@ def test_the_bots_accuracy_on_the_labelled_sets_stays_above_its_floor(
     bot_clf: Classifier, name: str
 ) -> None:
     """Hazard precision, recall and F1, ack accuracy and ack precision stay above their floors."""
-    rows = labelled_sets()[name]
-    scores, floor = Scores.of(bot_clf, rows), FLOORS[name]
-    for field in Scores.__dataclass_fields__:
-        assert getattr(scores, field) >= getattr(floor, field), (field, scores)
+    _assert_above(Scores.of(bot_clf, labelled_sets()[name]), FLOORS[name])
 
 
 # The rules alone (round 3): they decide what the model is unsure of, so they keep floors of
@@ -875,8 +872,10 @@ def test_the_rules_accuracy_on_the_labelled_sets_stays_above_its_floor(
     clf: RuleClassifier, name: str
 ) -> None:
     """The same figures for the rules alone."""
-    rows = labelled_sets()[name]
-    scores, floor = Scores.of(clf, rows), RULE_FLOORS[name]
+    _assert_above(Scores.of(clf, labelled_sets()[name]), RULE_FLOORS[name])
+
+
+def _assert_above(scores: Scores, floor: Scores) -> None:
     for field in Scores.__dataclass_fields__:
         assert getattr(scores, field) >= getattr(floor, field), (field, scores)
 

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, parse_config
 from bot.engine import EscalationEngine
@@ -212,6 +213,16 @@ async def test_config_change_never_alters_a_hazard_in_flight(
         assert escalation_dms(bot.dms(CHIEF)) == []
 
 
+async def _escalations_per_hazard(s: AsyncSession) -> list[tuple[int, int]]:
+    """(hazard id, how many `escalated` events it has), one row per escalated hazard."""
+    result = await s.execute(
+        select(HazardEvent.hazard_id, func.count())
+        .where(HazardEvent.kind == "escalated")
+        .group_by(HazardEvent.hazard_id)
+    )
+    return [(int(h), int(n)) for h, n in result.all()]
+
+
 async def test_two_engines_on_one_database_apply_each_level_once(
     config: Config, database: Database
 ) -> None:
@@ -248,13 +259,7 @@ async def test_two_engines_on_one_database_apply_each_level_once(
         assert sum(counts) == 60
         async with bot.runtime.uow() as uow:
             s = uow.hazards._s
-            per_hazard = (
-                await s.execute(
-                    select(HazardEvent.hazard_id, func.count())
-                    .where(HazardEvent.kind == "escalated")
-                    .group_by(HazardEvent.hazard_id)
-                )
-            ).all()
+            per_hazard = await _escalations_per_hazard(s)
             assert len(per_hazard) == 60
             assert {n for _, n in per_hazard} == {1}
             dm_rows = (
@@ -283,13 +288,7 @@ async def test_concurrent_sweepers_of_one_tick_escalate_each_hazard_once(
         assert await engine.tick() == 0
         async with runtime.uow() as uow:
             s = uow.hazards._s
-            per_hazard = (
-                await s.execute(
-                    select(HazardEvent.hazard_id, func.count())
-                    .where(HazardEvent.kind == "escalated")
-                    .group_by(HazardEvent.hazard_id)
-                )
-            ).all()
+            per_hazard = await _escalations_per_hazard(s)
             assert len(per_hazard) == 30
             assert {n for _, n in per_hazard} == {1}
             dm_keys = (

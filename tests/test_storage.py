@@ -54,6 +54,16 @@ async def _hazard(uow: UnitOfWorkFactory, *, number_hint: str = "") -> int:
         return row.id
 
 
+def _pending(
+    hid: int, chat: int, text: str, key: str, *, purpose: str = "dm", recipient: int | None = None
+) -> OutboxRow:
+    """A pending sendMessage for the outbox tests, due at T0."""
+    values = outbox_values(
+        None, purpose, "sendMessage", chat, text, T0, key=key, recipient=recipient
+    )
+    return OutboxRow(**{**values, "hazard_id": hid})
+
+
 async def test_migration_creates_every_table(db_engine: AsyncEngine) -> None:
     """Alembic's first revision creates all tables and records its version."""
     async with db_engine.connect() as conn:
@@ -163,7 +173,7 @@ async def test_a_batch_compare_and_set_applies_only_the_current_versions(
         ]
 
 
-async def test_list_due_returns_only_passed_active_deadlines(uow: UnitOfWorkFactory) -> None:
+async def test_due_returns_only_passed_active_deadlines(uow: UnitOfWorkFactory) -> None:
     """The sweep sees open hazards whose deadline passed, not future or finished ones."""
     due = await _hazard(uow)
     done = await _hazard(uow)
@@ -173,30 +183,15 @@ async def test_list_due_returns_only_passed_active_deadlines(uow: UnitOfWorkFact
         row.state = HazardState.CLOSED
         await u.commit()
     async with uow() as u:
-        assert [r.id for r in await u.hazards.list_due(T0 + timedelta(minutes=31), 10)] == [due]
-        assert await u.hazards.list_due(T0 + timedelta(minutes=29), 10) == []
+        assert [r.id for r in await u.hazards.due(T0 + timedelta(minutes=31), 10)] == [due]
+        assert await u.hazards.due(T0 + timedelta(minutes=29), 10) == []
 
 
 async def test_outbox_claim_is_a_lease(uow: UnitOfWorkFactory) -> None:
     """A claimed row is not claimed again until its lease expires; a sent row never again."""
     hid = await _hazard(uow)
     async with uow() as u:
-        u.outbox.add(
-            OutboxRow(
-                hazard_id=hid,
-                purpose="dm",
-                method="sendMessage",
-                chat_id=1002,
-                recipient_id=1002,
-                text="#1",
-                payload={},
-                dedupe_key="k1",
-                status=OutboxStatus.PENDING,
-                attempts=0,
-                not_before=T0,
-                created_at=T0,
-            )
-        )
+        u.outbox.add(_pending(hid, 1002, "#1", "k1", recipient=1002))
         await u.commit()
     lease = timedelta(seconds=30)
     async with uow() as u:
@@ -222,20 +217,7 @@ async def test_outbox_claims_private_chats_first_and_can_skip_or_pick_a_chat(
     async with uow() as u:
         for i, chat in enumerate(chats):
             u.outbox.add(
-                OutboxRow(
-                    hazard_id=hid,
-                    purpose="notice" if chat < 0 else "dm",
-                    method="sendMessage",
-                    chat_id=chat,
-                    recipient_id=None,
-                    text=f"m{i}",
-                    payload={},
-                    dedupe_key=f"p{i}",
-                    status=OutboxStatus.PENDING,
-                    attempts=0,
-                    not_before=T0,
-                    created_at=T0,
-                )
+                _pending(hid, chat, f"m{i}", f"p{i}", purpose="notice" if chat < 0 else "dm")
             )
         await u.commit()
     lease = timedelta(seconds=30)
@@ -253,22 +235,7 @@ async def test_a_lease_is_renewed_only_by_whoever_still_holds_it(uow: UnitOfWork
     hid = await _hazard(uow)
     async with uow() as u:
         for i in range(3):
-            u.outbox.add(
-                OutboxRow(
-                    hazard_id=hid,
-                    purpose="dm",
-                    method="sendMessage",
-                    chat_id=2000 + i,
-                    recipient_id=2000 + i,
-                    text=f"r{i}",
-                    payload={},
-                    dedupe_key=f"r{i}",
-                    status=OutboxStatus.PENDING,
-                    attempts=0,
-                    not_before=T0,
-                    created_at=T0,
-                )
-            )
+            u.outbox.add(_pending(hid, 2000 + i, f"r{i}", f"r{i}", recipient=2000 + i))
         await u.commit()
     lease = timedelta(seconds=30)
     async with uow() as u:
