@@ -53,28 +53,29 @@ def drop_nul(value: str | None) -> str | None:
     return value.replace("\x00", "") if value is not None and "\x00" in value else value
 
 
-class PeopleText(TypeDecorator[str]):
+class _DropsNul:
     """Text that people typed (a report, a name): NUL characters dropped on the way in.
 
     Telegram passes them through and SQLite stores them, but PostgreSQL refuses the string, and
     the report with it. The column's type in the schema is unchanged.
     """
 
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return drop_nul(value)
+
+
+class PeopleText(_DropsNul, TypeDecorator[str]):
+    """A TEXT column of people's text (see _DropsNul)."""
+
     impl = Text
     cache_ok = True
 
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        return drop_nul(value)
 
-
-class PeopleString(TypeDecorator[str]):
-    """PeopleText in a VARCHAR(n) column."""
+class PeopleString(_DropsNul, TypeDecorator[str]):
+    """A VARCHAR(n) column of people's text (see _DropsNul)."""
 
     impl = String
     cache_ok = True
-
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        return drop_nul(value)
 
 
 class OutboxStatus(StrEnum):
