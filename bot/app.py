@@ -145,7 +145,7 @@ def build_application(
         clock,
         sweep_every=sweep_every,
         # PostgreSQL hands concurrent sweeps disjoint batches (SKIP LOCKED); SQLite has one writer.
-        sweepers=2 if postgres else 1,
+        sweepers=3 if postgres else 1,
         # Bigger batches share a batch's statements and its people among more hazards; on
         # SQLite a batch holds the one write lock that handlers wait for, so it stays small.
         batch=500 if postgres else 200,

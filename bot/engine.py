@@ -12,6 +12,7 @@ from telegram.ext import ContextTypes, Job, JobQueue
 from bot.escalator import Escalator
 from bot.outbox import OutboxDispatcher
 from escalation.clock import Clock
+from storage.repositories import PersonCard
 
 log = logging.getLogger(__name__)
 
@@ -68,27 +69,37 @@ class EscalationEngine:
     async def tick(self) -> int:
         """Apply every passed deadline, hand the outbox to the dispatcher, re-arm the wake-up."""
         async with self._lock:  # the sweep and a wake-up may fire together; one pass is enough
-            done = 0
-            # More than one sweeper only where the database locks rows (SKIP LOCKED gives each
-            # its own batch): one renders its next batch while another's is being written.
-            results = await asyncio.gather(
-                *(self._sweep_all() for _ in range(self._sweepers)), return_exceptions=True
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    log.error("escalation sweep failed; the next sweep retries", exc_info=result)
-                else:
-                    done += result
-            if done:
-                self._dispatcher.kick()
-            await self.arm()
-            return done
+            try:
+                return await self._tick()
+            finally:
+                self._dispatcher.release()
 
-    async def _sweep_all(self) -> int:
+    async def _tick(self) -> int:
+        done = 0
+        # More than one sweeper only where the database locks rows (SKIP LOCKED gives each
+        # its own batch): one renders its next batch while another's is being written.
+        people: dict[int, PersonCard | None] = {}  # read once per tick, shared by the sweepers
+        results = await asyncio.gather(
+            *(self._sweep_all(people) for _ in range(self._sweepers)), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("escalation sweep failed; the next sweep retries", exc_info=result)
+            else:
+                done += result
+        if done:
+            self._dispatcher.kick()
+        await self.arm()
+        return done
+
+    async def _sweep_all(self, people: dict[int, PersonCard | None]) -> int:
         done = 0
         while True:
-            step = await self._service.sweep(self._batch)
+            step = await self._service.sweep(self._batch, people)
             done += step
+            if step == self._batch:
+                # A backlog (after downtime): record every step first, then send (see hold).
+                self._dispatcher.hold()
             if step < self._batch:
                 return done
 

@@ -36,6 +36,10 @@ class Lookups:
     usernames: dict[str, int] = field(default_factory=dict)
     # Chats that became supergroups: the config still names the old id (chat id → project).
     moved: dict[int, ProjectConfig] = field(default_factory=dict)
+    # Names rendered once per chain level and batch: a batch's hazards share few chains.
+    names: dict[tuple[int, int], tuple[list[str], list[str], list[str]]] = field(
+        default_factory=dict
+    )
 
     def uid(self, member: Member) -> int | None:
         if member.user_id is not None:
@@ -96,18 +100,23 @@ class Escalator:
 
     # ---- the sweep ---------------------------------------------------------------------------
 
-    async def sweep(self, limit: int = 500) -> int:
+    async def sweep(
+        self, limit: int = 500, people: dict[int, PersonCard | None] | None = None
+    ) -> int:
         """Apply every passed deadline in one batch; returns how many due rows were taken.
 
         A hazard whose step raises is postponed by POISON_DELAY and logged, so it can never
-        block the others or spin the sweep.
+        block the others or spin the sweep. `people`, shared by the batches of one engine tick,
+        keeps the people already read (a catch-up meets the same chains in every batch).
         """
         now = self._clock.now()
         async with self._uow() as uow:
             rows = await uow.hazards.due(now, limit)
             if not rows:
                 return 0
-            lookups = await self._lookups(uow, rows, [r.hazard for r in rows if r.hazard])
+            lookups = await self._lookups(
+                uow, rows, [r.hazard for r in rows if r.hazard], known=people
+            )
             steps: list[Step] = []
             poisoned: list[tuple[DueHazard, Exception]] = []
             for row in rows:
@@ -199,7 +208,12 @@ class Escalator:
             uow.events.append(row.id, kind, now, **detail)
 
     async def _lookups(
-        self, uow: UnitOfWork, rows: Sequence[HazardFields], hazards: Iterable[Hazard]
+        self,
+        uow: UnitOfWork,
+        rows: Sequence[HazardFields],
+        hazards: Iterable[Hazard],
+        *,
+        known: dict[int, PersonCard | None] | None = None,
     ) -> Lookups:
         ids: set[int] = set()
         names: set[str] = set()
@@ -214,7 +228,14 @@ class Escalator:
         usernames = {
             name.lower(): uid for name, uid in (await uow.people.ids_for_usernames(names)).items()
         }
-        people = await uow.people.cards(ids | set(usernames.values()))
+        wanted = ids | set(usernames.values())
+        if known is None:
+            people = await uow.people.cards(wanted)
+        else:
+            if missing := wanted - known.keys():
+                found = await uow.people.cards(missing)
+                known.update((uid, found.get(uid)) for uid in missing)
+            people = {uid: card for uid in wanted if (card := known[uid]) is not None}
         acks = await uow.events.of_kind_for([row.id for row in rows], "acknowledged")
         acked = {
             hazard_id: [f"{e.actor_name or e.actor_id} {self.texts.clock(e.at)}" for e in events]
@@ -274,7 +295,7 @@ class Escalator:
                     acked=acked,
                 )
             else:
-                told = self._labels(hazard.chain.members_up_to(call.level - 1), lookups)
+                told = self._names(hazard, call.level, lookups)[0]
                 text = self.texts.dm_escalation(
                     number=row.number,
                     project=project_name,
@@ -307,16 +328,12 @@ class Escalator:
                 number=row.number, role=level.role, k=call.repeat, of=hazard.policy.max_repeats
             )
         else:
-            unreachable = [
-                self._label(m, lookups)
-                for m in level.members
-                if not _started(lookups.people.get(lookups.uid(m) or 0))
-            ]
+            _told, people, unreachable = self._names(hazard, call.level, lookups)
             notice = self.texts.group_escalated(
                 number=row.number,
                 level=call.level,
                 role=level.role,
-                people=self._labels(level.members, lookups),
+                people=people,
                 unreachable=unreachable,
                 start_link=self.start_link(row.chat_id),
             )
@@ -332,6 +349,25 @@ class Escalator:
             )
         )
         return out
+
+    def _names(
+        self, hazard: Hazard, level_no: int, lookups: Lookups
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Who was told below `level_no`, who is on it, and which of them never pressed Start."""
+        key = (id(hazard.chain), level_no)
+        if (names := lookups.names.get(key)) is None:
+            members = hazard.chain.level(level_no).members
+            names = (
+                self._labels(hazard.chain.members_up_to(level_no - 1), lookups),
+                self._labels(members, lookups),
+                [
+                    self._label(m, lookups)
+                    for m in members
+                    if not _started(lookups.people.get(lookups.uid(m) or 0))
+                ],
+            )
+            lookups.names[key] = names
+        return names
 
     # ---- delivery failures -------------------------------------------------------------------
 
