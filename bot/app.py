@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class Runtime:
     dispatcher_idle: float = 1.0
     started: bool = field(default=False)
     reloader: ConfigReloader | None = None
+    _warming: asyncio.Task[None] | None = None
 
     def apply_config(self, config: Config) -> list[str]:
         """Use a new valid config from now on; hazards in flight keep their chain snapshot.
@@ -62,6 +64,7 @@ class Runtime:
                 tuple(lex.extra_hazard), tuple(lex.extra_ack), tuple(lex.extra_not_hazard)
             )
         )
+        self.classifier.warm()
         self.config = self.service.config = self.escalator.config = config
         self.service.texts = self.escalator.texts = texts
         return restart
@@ -81,11 +84,19 @@ class Runtime:
         self.dispatcher.start(self.dispatcher_idle)
         assert app.job_queue is not None
         self.engine.start(app.job_queue)
+        self._warming = asyncio.create_task(self._warm_classifier(), name="sitewalk-warm")
         if self.reloader is not None:
             self.reloader.start()
         self.started = True
 
+    async def _warm_classifier(self) -> None:
+        """Load the classifier once the catch-up is done (a message before then loads it)."""
+        await self.engine.caught_up.wait()
+        self.classifier.warm()
+
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
         if self.reloader is not None:
             await self.reloader.stop()
         await self.dispatcher.stop()

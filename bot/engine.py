@@ -51,6 +51,7 @@ class EscalationEngine:
         self._armed_for: datetime | None = None
         self._hints = 0  # bumped by wake_by, so an arm() reading at the same time keeps its hint
         self._lock = asyncio.Lock()
+        self.caught_up = asyncio.Event()  # set when the first tick (the catch-up) is done
 
     def start(self, queue: JobQueue[Any]) -> None:
         """Arm the sweep, and catch up at once on what fell due while we were down."""
@@ -73,6 +74,7 @@ class EscalationEngine:
                 return await self._tick()
             finally:
                 self._dispatcher.release()
+                self.caught_up.set()
 
     async def _tick(self) -> int:
         done = 0

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from functools import partial
+from functools import cached_property, partial
 from typing import NamedTuple
 
 from escalation import lexicon as lx
@@ -635,11 +635,24 @@ class Classifier:
     """
 
     def __init__(self, extension: LexiconExtension | None = None) -> None:
-        self.rules = RuleClassifier(extension)
-        self._models = ngram.shipped_set()
+        self._extension = extension
         ext = extension or LexiconExtension()
         words = (*ext.extra_hazard, *ext.extra_ack, *ext.extra_not_hazard)
         self._own_words = tuple(w for w in (lx.normalise(w) for w in words) if w)
+
+    # The model and the lexicon take about half a second to load: loaded when first needed (or
+    # by `warm`), so that a restart spends its first second on overdue escalations.
+    @cached_property
+    def rules(self) -> RuleClassifier:
+        return RuleClassifier(self._extension)
+
+    @cached_property
+    def _models(self) -> ngram.ModelSet:
+        return ngram.shipped_set()
+
+    def warm(self) -> None:
+        """Load the model and the lexicon now rather than at the first message."""
+        _ = self.rules, self._models
 
     def classify(self, text: str, *, is_reply: bool = False) -> Classification:
         """Classify one message. `is_reply` is accepted for callers; the verdict does not need it.
