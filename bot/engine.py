@@ -9,10 +9,9 @@ from typing import Any
 
 from telegram.ext import ContextTypes, Job, JobQueue
 
-from bot.escalator import Escalator
+from bot.escalator import Escalator, SweepCache
 from bot.outbox import OutboxDispatcher
 from escalation.clock import Clock
-from storage.repositories import PersonCard
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +79,9 @@ class EscalationEngine:
         done = 0
         # More than one sweeper only where the database locks rows (SKIP LOCKED gives each
         # its own batch): one renders its next batch while another's is being written.
-        people: dict[int, PersonCard | None] = {}  # read once per tick, shared by the sweepers
+        cache = SweepCache()  # shared by this tick's batches and sweepers
         results = await asyncio.gather(
-            *(self._sweep_all(people) for _ in range(self._sweepers)), return_exceptions=True
+            *(self._sweep_all(cache) for _ in range(self._sweepers)), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):
@@ -94,10 +93,10 @@ class EscalationEngine:
         await self.arm()
         return done
 
-    async def _sweep_all(self, people: dict[int, PersonCard | None]) -> int:
+    async def _sweep_all(self, cache: SweepCache) -> int:
         done = 0
         while True:
-            step = await self._service.sweep(self._batch, people)
+            step = await self._service.sweep(self._batch, cache)
             done += step
             if step == self._batch:
                 # A backlog (after downtime): record every step first, then send (see hold).

@@ -6,13 +6,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.buttons import dm_payload
 from bot.config import Config, ProjectConfig
 from bot.outbox_rows import outbox_values
 from bot.texts import Texts
-from escalation.chain import Member
+from escalation.chain import ChainSnapshot, Member
 from escalation.clock import Clock
 from escalation.hazard import CallLevel, Decision, Hazard, Tick, decide
 from storage.models import HazardFields, HazardRow, OutboxRow
@@ -36,15 +36,31 @@ class Lookups:
     usernames: dict[str, int] = field(default_factory=dict)
     # Chats that became supergroups: the config still names the old id (chat id → project).
     moved: dict[int, ProjectConfig] = field(default_factory=dict)
-    # Names rendered once per chain level and batch: a batch's hazards share few chains.
-    names: dict[tuple[int, int], tuple[list[str], list[str], list[str]]] = field(
-        default_factory=dict
-    )
+    # Names rendered once per chain level, for the batch or for the tick (see SweepCache).
+    names: dict[tuple[int, int], Names] = field(default_factory=dict)
 
     def uid(self, member: Member) -> int | None:
         if member.user_id is not None:
             return member.user_id
         return self.usernames.get((member.username or "").lower())
+
+
+class Names(NamedTuple):
+    """A chain level's names as its texts show them, rendered once per level and tick."""
+
+    chain: ChainSnapshot  # held, so that the id() in the key cannot be reused meanwhile
+    told: list[str]  # everyone below the level
+    people: list[str]  # the level's members
+    unreachable: list[str]  # members who never pressed Start
+
+
+@dataclass
+class SweepCache:
+    """What the batches of one engine tick share: a catch-up meets the same chains and people
+    in every batch. Read at the tick's first need, as a single batch's lookups would be."""
+
+    people: dict[int, PersonCard | None] = field(default_factory=dict)
+    names: dict[tuple[int, int], Names] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,14 +79,17 @@ def _started(person: PersonCard | None) -> bool:
 
 def _event(hazard_id: int, kind: str, at: datetime, detail: dict[str, Any]) -> dict[str, Any]:
     """An event as EventRepository.append writes it, for a bulk insert."""
-    rest = dict(detail)
+    actor_id = actor_name = None
+    if "actor_id" in detail or "actor_name" in detail:  # the sweep's own events have neither
+        detail = dict(detail)
+        actor_id, actor_name = detail.pop("actor_id", None), detail.pop("actor_name", None)
     return {
         "hazard_id": hazard_id,
         "kind": kind,
         "at": at,
-        "actor_id": rest.pop("actor_id", None),
-        "actor_name": rest.pop("actor_name", None),
-        "detail": rest,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "detail": detail,
     }
 
 
@@ -100,14 +119,11 @@ class Escalator:
 
     # ---- the sweep ---------------------------------------------------------------------------
 
-    async def sweep(
-        self, limit: int = 500, people: dict[int, PersonCard | None] | None = None
-    ) -> int:
+    async def sweep(self, limit: int = 500, cache: SweepCache | None = None) -> int:
         """Apply every passed deadline in one batch; returns how many due rows were taken.
 
         A hazard whose step raises is postponed by POISON_DELAY and logged, so it can never
-        block the others or spin the sweep. `people`, shared by the batches of one engine tick,
-        keeps the people already read (a catch-up meets the same chains in every batch).
+        block the others or spin the sweep. `cache` is shared by the batches of one engine tick.
         """
         now = self._clock.now()
         async with self._uow() as uow:
@@ -115,7 +131,7 @@ class Escalator:
             if not rows:
                 return 0
             lookups = await self._lookups(
-                uow, rows, [r.hazard for r in rows if r.hazard], known=people
+                uow, rows, [r.hazard for r in rows if r.hazard], cache=cache
             )
             steps: list[Step] = []
             poisoned: list[tuple[DueHazard, Exception]] = []
@@ -213,7 +229,7 @@ class Escalator:
         rows: Sequence[HazardFields],
         hazards: Iterable[Hazard],
         *,
-        known: dict[int, PersonCard | None] | None = None,
+        cache: SweepCache | None = None,
     ) -> Lookups:
         ids: set[int] = set()
         names: set[str] = set()
@@ -229,9 +245,10 @@ class Escalator:
             name.lower(): uid for name, uid in (await uow.people.ids_for_usernames(names)).items()
         }
         wanted = ids | set(usernames.values())
-        if known is None:
+        if cache is None:
             people = await uow.people.cards(wanted)
         else:
+            known = cache.people
             if missing := wanted - known.keys():
                 found = await uow.people.cards(missing)
                 known.update((uid, found.get(uid)) for uid in missing)
@@ -248,7 +265,8 @@ class Escalator:
                 project = self.config.project_for_chat(old) if old is not None else None
                 if project is not None:
                     moved[chat_id] = project
-        return Lookups(people, acked, usernames, moved)
+        rendered: dict[tuple[int, int], Names] = cache.names if cache is not None else {}
+        return Lookups(people, acked, usernames, moved, rendered)
 
     def _render_call(
         self,
@@ -295,7 +313,7 @@ class Escalator:
                     acked=acked,
                 )
             else:
-                told = self._names(hazard, call.level, lookups)[0]
+                told = self._names(hazard, call.level, lookups).told
                 text = self.texts.dm_escalation(
                     number=row.number,
                     project=project_name,
@@ -328,13 +346,13 @@ class Escalator:
                 number=row.number, role=level.role, k=call.repeat, of=hazard.policy.max_repeats
             )
         else:
-            _told, people, unreachable = self._names(hazard, call.level, lookups)
+            names = self._names(hazard, call.level, lookups)
             notice = self.texts.group_escalated(
                 number=row.number,
                 level=call.level,
                 role=level.role,
-                people=people,
-                unreachable=unreachable,
+                people=names.people,
+                unreachable=names.unreachable,
                 start_link=self.start_link(row.chat_id),
             )
         out.append(
@@ -350,15 +368,15 @@ class Escalator:
         )
         return out
 
-    def _names(
-        self, hazard: Hazard, level_no: int, lookups: Lookups
-    ) -> tuple[list[str], list[str], list[str]]:
+    def _names(self, hazard: Hazard, level_no: int, lookups: Lookups) -> Names:
         """Who was told below `level_no`, who is on it, and which of them never pressed Start."""
-        key = (id(hazard.chain), level_no)
+        chain = hazard.chain
+        key = (id(chain), level_no)
         if (names := lookups.names.get(key)) is None:
-            members = hazard.chain.level(level_no).members
-            names = (
-                self._labels(hazard.chain.members_up_to(level_no - 1), lookups),
+            members = chain.level(level_no).members
+            names = Names(
+                chain,
+                self._labels(chain.members_up_to(level_no - 1), lookups),
                 self._labels(members, lookups),
                 [
                     self._label(m, lookups)

@@ -298,7 +298,9 @@ class Texts:
         return clip(_T[key][self.language].format(**values))
 
     def clock(self, when: datetime) -> str:
-        return when.astimezone(ZoneInfo(self.timezone)).strftime("%H:%M")
+        # Not strftime: a catch-up renders 200,000 of these, and this is a third of the cost.
+        local = when.astimezone(ZoneInfo(self.timezone))
+        return f"{local.hour:02d}:{local.minute:02d}"
 
     def due(self, when: datetime, now: datetime | None) -> str:
         """A deadline as people read it: 10:30 today, 明天 08:30, else the date too.
@@ -322,7 +324,7 @@ class Texts:
     def people(self, labels: Sequence[str]) -> str:
         """A list of names, cut at MAX_NAMES so that a long list cannot outgrow the message."""
         if not labels:
-            return self._t("nobody")
+            return _T["nobody"][self.language]
         shown = list(labels[:MAX_NAMES])
         if len(labels) > MAX_NAMES:
             shown.append(self._t("more", k=len(labels) - MAX_NAMES))
@@ -669,13 +671,15 @@ class Texts:
 
     def dm_keyboard(self, hazard_id: int) -> Keyboard:
         """我去现场 / 已安排人员 / 叫停施工 under every escalation DM."""
+        going, delegated, stop = _T["btn_going"], _T["btn_delegated"], _T["btn_stop"]
+        language = self.language
         return {
             "inline_keyboard": [
                 [
-                    _button(self._t("btn_going"), f"go:{hazard_id}"),
-                    _button(self._t("btn_delegated"), f"sent:{hazard_id}"),
+                    _button(going[language], f"go:{hazard_id}"),
+                    _button(delegated[language], f"sent:{hazard_id}"),
                 ],
-                [_button(self._t("btn_stop"), f"stop:{hazard_id}")],
+                [_button(stop[language], f"stop:{hazard_id}")],
             ]
         }
 

@@ -208,7 +208,18 @@ def _escalate(hazard: Hazard, now: datetime) -> Decision:
                 if repeats < hazard.policy.max_repeats
                 else None
             )
-    after = replace(hazard, level=level, deadline=next_due, repeats=repeats)
+    # The constructor, not dataclasses.replace: a catch-up runs this 100,000 times.
+    after = Hazard(
+        number=hazard.number,
+        state=hazard.state,
+        level=level,
+        deadline=next_due,
+        opened_at=hazard.opened_at,
+        critical=hazard.critical,
+        chain=hazard.chain,
+        policy=hazard.policy,
+        repeats=repeats,
+    )
     members = hazard.chain.level(level).members
     if called:
         call = CallLevel(level, members, overdue_since=due, skipped=tuple(called[:-1]))

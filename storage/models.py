@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -182,6 +183,16 @@ class HazardEvent(Base):
     """Append-only: every transition, acknowledgement, refusal and delivery failure."""
 
     __tablename__ = "hazard_events"
+    __table_args__ = (
+        # Every DM the sweep renders names who acknowledged the hazard: found through this
+        # small index, not among all of each hazard's events. Other events never enter it.
+        Index(
+            "ix_hazard_events_acked",
+            "hazard_id",
+            postgresql_where=text("kind = 'acknowledged'"),
+            sqlite_where=text("kind = 'acknowledged'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hazard_id: Mapped[int] = mapped_column(ForeignKey("hazards.id"), index=True)
@@ -217,7 +228,14 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_ready", "status", "not_before"),
         # Replies to a bot message (evidence in a DM, a chosen button) are found by its id.
-        Index("ix_outbox_sent", "chat_id", "sent_message_id"),
+        # Only sent rows have one: a row written (a catch-up writes 200,000) skips this index.
+        Index(
+            "ix_outbox_sent",
+            "chat_id",
+            "sent_message_id",
+            postgresql_where=text("sent_message_id IS NOT NULL"),
+            sqlite_where=text("sent_message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -583,7 +583,9 @@ class EventRepository:
             select(HazardEvent)
             .where(
                 _among(self._s, HazardEvent.hazard_id, hazard_ids, Integer),
-                HazardEvent.kind == kind,
+                # Written into the SQL, so that PostgreSQL can use a partial index of one kind
+                # (ix_hazard_events_acked) also in the generic plan of a prepared statement.
+                HazardEvent.kind == bindparam("kind", kind, literal_execute=True),
             )
             .order_by(HazardEvent.id)
         )

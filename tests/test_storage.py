@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
-from sqlalchemy import inspect
+from alembic import command
+from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.outbox_rows import outbox_values
 from escalation.hazard import HazardState, Tick, decide
+from storage.db import _alembic_config, migrate
 from storage.models import HazardRow, OutboxRow, OutboxStatus
 from storage.repositories import to_domain
 from storage.uow import UnitOfWorkFactory
@@ -71,6 +73,39 @@ async def test_migration_creates_every_table(db_engine: AsyncEngine) -> None:
     expected = {"projects", "people", "hazards", "hazard_events", "evidence", "outbox"}
     assert expected <= tables
     assert "alembic_version" in tables
+
+
+def _index_names(conn: Connection, table: str) -> set[str]:
+    return {str(ix["name"]) for ix in inspect(conn).get_indexes(table)}
+
+
+async def test_partial_indexes_go_down_and_up_with_the_data_kept(
+    db_engine: AsyncEngine, uow: UnitOfWorkFactory
+) -> None:
+    """Revision 0004 (the acknowledgement and sent-message indexes) downgrades to 0003 and
+    upgrades again; the rows stay, and the lookups through those indexes still answer."""
+    hazard_id = await _hazard(uow)
+    async with uow() as u:
+        u.events.append(hazard_id, "acknowledged", T0, actor_id=7, actor_name="王工")
+        u.events.append(hazard_id, "escalated", T0, level=2)
+        row = OutboxRow(**outbox_values(None, "dm", "sendMessage", 7, "hi", T0, key="k1"))
+        row.sent_message_id = 555
+        u.outbox.add(row)
+        await u.commit()
+    async with db_engine.connect() as conn:
+        assert "ix_hazard_events_acked" in await conn.run_sync(_index_names, "hazard_events")
+    async with db_engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0003"))
+    async with db_engine.connect() as conn:
+        assert "ix_hazard_events_acked" not in await conn.run_sync(_index_names, "hazard_events")
+        assert "ix_outbox_sent" in await conn.run_sync(_index_names, "outbox")
+    await migrate(db_engine)
+    async with uow() as u:
+        acked = await u.events.of_kind_for([hazard_id], "acknowledged")
+        assert [e.actor_name for e in acked[hazard_id]] == ["王工"]
+        sent = await u.outbox.by_sent_message(7, 555)
+        assert sent is not None
+        assert sent.text == "hi"
 
 
 async def test_numbers_are_per_project_and_increasing(uow: UnitOfWorkFactory) -> None:
