@@ -79,11 +79,12 @@ def _index_names(conn: Connection, table: str) -> set[str]:
     return {str(ix["name"]) for ix in inspect(conn).get_indexes(table)}
 
 
-async def test_partial_indexes_go_down_and_up_with_the_data_kept(
+async def test_revision_0004_goes_down_and_up_with_the_data_kept(
     db_engine: AsyncEngine, uow: UnitOfWorkFactory
 ) -> None:
-    """Revision 0004 (the acknowledgement and sent-message indexes) downgrades to 0003 and
-    upgrades again; the rows stay, and the lookups through those indexes still answer."""
+    """Revision 0004 (partial indexes for acknowledgements and sent messages, the hazards'
+    (state, deadline) index dropped) downgrades to 0003 and upgrades again; the rows stay, and
+    the lookups through those indexes still answer."""
     hazard_id = await _hazard(uow)
     async with uow() as u:
         u.events.append(hazard_id, "acknowledged", T0, actor_id=7, actor_name="王工")
@@ -94,11 +95,13 @@ async def test_partial_indexes_go_down_and_up_with_the_data_kept(
         await u.commit()
     async with db_engine.connect() as conn:
         assert "ix_hazard_events_acked" in await conn.run_sync(_index_names, "hazard_events")
+        assert "ix_hazards_due" not in await conn.run_sync(_index_names, "hazards")
     async with db_engine.begin() as conn:
         await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0003"))
     async with db_engine.connect() as conn:
         assert "ix_hazard_events_acked" not in await conn.run_sync(_index_names, "hazard_events")
         assert "ix_outbox_sent" in await conn.run_sync(_index_names, "outbox")
+        assert "ix_hazards_due" in await conn.run_sync(_index_names, "hazards")
     await migrate(db_engine)
     async with uow() as u:
         acked = await u.events.of_kind_for([hazard_id], "acknowledged")
@@ -106,6 +109,7 @@ async def test_partial_indexes_go_down_and_up_with_the_data_kept(
         sent = await u.outbox.by_sent_message(7, 555)
         assert sent is not None
         assert sent.text == "hi"
+        assert await u.hazards.next_deadline() is not None
 
 
 async def test_numbers_are_per_project_and_increasing(uow: UnitOfWorkFactory) -> None:

@@ -1,8 +1,10 @@
-"""Partial indexes: acknowledgements by hazard, and sent outbox rows by their message id.
+"""Cheaper steps: partial indexes for acknowledgements and sent messages, one index less.
 
 The sweep asks, for each batch, who acknowledged its hazards: a small index of only those
 events answers without reading every event of every hazard. The outbox's index of sent
-messages now holds only rows that were sent, so a row being written skips it.
+messages now holds only rows that were sent, so a row being written skips it. The hazards'
+(state, deadline) index is dropped: since 0003 the deadline index serves the sweep and the
+next deadline (only active hazards keep one), and each step's new deadline rewrote both.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,6 +26,8 @@ SENT = sa.text("sent_message_id IS NOT NULL")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("hazards", schema=None) as batch_op:
+        batch_op.drop_index("ix_hazards_due")
     with op.batch_alter_table("hazard_events", schema=None) as batch_op:
         batch_op.create_index(
             "ix_hazard_events_acked",
@@ -49,3 +53,5 @@ def downgrade() -> None:
         batch_op.create_index("ix_outbox_sent", ["chat_id", "sent_message_id"], unique=False)
     with op.batch_alter_table("hazard_events", schema=None) as batch_op:
         batch_op.drop_index("ix_hazard_events_acked")
+    with op.batch_alter_table("hazards", schema=None) as batch_op:
+        batch_op.create_index("ix_hazards_due", ["state", "deadline"], unique=False)
