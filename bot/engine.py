@@ -51,6 +51,7 @@ class EscalationEngine:
         self._hints = 0  # bumped by wake_by, so an arm() reading at the same time keeps its hint
         self._lock = asyncio.Lock()
         self.caught_up = asyncio.Event()  # set when the first tick (the catch-up) is done
+        self._holding = False  # this tick holds the dispatcher back (a backlog)
 
     def start(self, queue: JobQueue[Any]) -> None:
         """Arm the sweep, and catch up at once on what fell due while we were down."""
@@ -72,7 +73,9 @@ class EscalationEngine:
             try:
                 return await self._tick()
             finally:
-                self._dispatcher.release()
+                if self._holding:  # only a hold of its own: a tick never lifts anyone else's
+                    self._holding = False
+                    self._dispatcher.release()
                 self.caught_up.set()
 
     async def _tick(self) -> int:
@@ -98,8 +101,9 @@ class EscalationEngine:
         while True:
             step = await self._service.sweep(self._batch, cache)
             done += step
-            if step == self._batch:
+            if step == self._batch and not self._holding:
                 # A backlog (after downtime): record every step first, then send (see hold).
+                self._holding = True
                 self._dispatcher.hold()
             if step < self._batch:
                 return done

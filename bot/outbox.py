@@ -59,7 +59,7 @@ class OutboxDispatcher:
         max_hold: timedelta = MAX_HOLD,
     ) -> None:
         self._on_unreachable = on_unreachable
-        self._max_hold = max_hold
+        self.max_hold = max_hold
         self._open = asyncio.Event()
         self._open.set()
         self._release_later: asyncio.TimerHandle | None = None
@@ -93,7 +93,7 @@ class OutboxDispatcher:
             return
         self._open.clear()
         loop = asyncio.get_running_loop()
-        self._release_later = loop.call_later(self._max_hold.total_seconds(), self.release)
+        self._release_later = loop.call_later(self.max_hold.total_seconds(), self.release)
 
     def release(self) -> None:
         if self._release_later is not None:

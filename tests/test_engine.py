@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config, parse_config
 from bot.engine import EscalationEngine
 from bot.escalator import Escalator
+from bot.outbox_rows import enqueue_message
 from bot.texts import Texts
 from storage.db import session_factory
 from storage.models import HazardEvent, HazardRow, OutboxRow
@@ -298,3 +299,71 @@ async def test_concurrent_sweepers_of_one_tick_escalate_each_hazard_once(
             )
             assert len(set(dm_keys)) == len(dm_keys) == 60  # one each to level 2's two members
         assert {h.level for h in await bot.hazards()} == {2}
+
+
+class _Watched:
+    """A dispatcher stand-in that records what the engine asks of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def hold(self) -> None:
+        self.calls.append("hold")
+
+    def release(self) -> None:
+        self.calls.append("release")
+
+    def kick(self) -> None:
+        self.calls.append("kick")
+
+
+async def test_a_backlog_holds_sending_until_the_tick_is_done(
+    config: Config, database: Database
+) -> None:
+    """A tick that finds more due hazards than one batch holds the dispatcher back while it
+    records them (one CPU records and sends), and releases it when the tick ends; a tick with
+    less than a batch never holds it."""
+    async with running_bot(config, database, start=T0) as bot:
+        for i in range(9):
+            bot.api.post_text(GROUP, REPORTER, f"{i}号塔吊配重块松动")
+        await bot.settle()
+        bot.clock.advance(timedelta(minutes=31))
+        watched = _Watched()
+        engine = EscalationEngine(bot.runtime.escalator, watched, bot.clock, batch=4)  # type: ignore[arg-type]
+        assert await engine.tick() == 9
+        assert watched.calls[0] == "hold"
+        assert watched.calls[-1] == "release"
+        assert "hold" not in watched.calls[watched.calls.index("release") :]
+        watched.calls.clear()
+        bot.clock.advance(timedelta(minutes=31))  # level 3 for the nine, in batches of 20
+        engine = EscalationEngine(bot.runtime.escalator, watched, bot.clock, batch=20)  # type: ignore[arg-type]
+        assert await engine.tick() == 9
+        assert "hold" not in watched.calls
+
+
+async def test_held_sending_waits_for_release_or_the_longest_hold(
+    config: Config, database: Database
+) -> None:
+    """While held, a committed message waits; release sends it. A hold nobody releases ends
+    by itself after `max_hold`, so a stuck catch-up can never silence the bot."""
+    async with running_bot(config, database, start=T0) as bot:
+        dispatcher = bot.runtime.dispatcher
+        dispatcher.hold()
+        async with bot.runtime.uow() as uow:
+            enqueue_message(uow, None, "test", GROUP, "第一条", T0, key="held-1")
+            await uow.commit()
+        dispatcher.kick()
+        await asyncio.sleep(0.5)
+        assert bot.group_texts() == []
+        dispatcher.release()
+        await bot.api.wait_for(lambda: bot.group_texts() == ["第一条"], timeout=5)
+
+        dispatcher.max_hold = timedelta(seconds=0.3)
+        dispatcher.hold()
+        async with bot.runtime.uow() as uow:
+            enqueue_message(uow, None, "test", GROUP, "第二条", T0, key="held-2")
+            await uow.commit()
+        dispatcher.kick()
+        await asyncio.sleep(0.1)
+        assert bot.group_texts() == ["第一条"]
+        await bot.api.wait_for(lambda: bot.group_texts() == ["第一条", "第二条"], timeout=5)
