@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 
 from alembic import command
@@ -134,7 +135,13 @@ async def test_a_nul_character_in_peoples_text_is_dropped_not_fatal(
         assert row.text == "配重块松动了"
         await u.people.seen(77, "nul\x00user", "老\x00王", T0)
         await u.outbox.add_many(
-            [outbox_values(row, "dm", "sendMessage", 77, "a\x00b", T0, key="k1")]
+            [
+                outbox_values(
+                    row, "dm", "sendMessage", 77, "a\x00b", T0, key="k1", payload=PAYLOAD
+                ),
+                # A typed backslash before "u0000" is text, not a NUL: kept as written.
+                outbox_values(row, "dm", "sendMessage", 78, TYPED, T0, key="k2"),
+            ]
         )
         await u.events.append_many(
             [
@@ -144,7 +151,7 @@ async def test_a_nul_character_in_peoples_text_is_dropped_not_fatal(
                     "at": T0,
                     "actor_id": 77,
                     "actor_name": "老\x00王",
-                    "detail": {},
+                    "detail": {"said": "收\x00到"},
                 }
             ]
         )
@@ -152,10 +159,22 @@ async def test_a_nul_character_in_peoples_text_is_dropped_not_fatal(
     async with uow() as u:
         person = (await u.people.get_many([77]))[77]
         assert (person.username, person.name) == ("nuluser", "老王")
-        [sent] = await u.outbox.for_hazard(hid)
+        sent, typed = await u.outbox.for_hazard(hid)
         assert sent.text == "ab"
+        assert typed.text == TYPED
+        # Inside JSON, SQLite keeps a NUL and PostgreSQL's bulk insert drops it.
+        assert _nul_free(sent.payload) == _nul_free(PAYLOAD)
         [event] = await u.events.of_kind(hid, "x")
         assert event.actor_name == "老王"
+        assert _nul_free(event.detail) == {"said": "收到"}
+
+
+PAYLOAD = {"photo": "file\x00id", "reply_markup": {"inline_keyboard": []}}
+TYPED = "路\\u0000口"
+
+
+def _nul_free(value: object) -> object:
+    return json.loads(json.dumps(value).replace("\\u0000", ""))
 
 
 async def test_datetimes_come_back_aware_utc(uow: UnitOfWorkFactory) -> None:
