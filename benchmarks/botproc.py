@@ -50,7 +50,12 @@ def main() -> int:
     if args.mode == "real":
         db = create_engine(config.storage.url, schema=args.schema)
         app = build_application(
-            config, token=token, clock=SystemClock(), db=db, sweep_every=args.sweep_every
+            config,
+            token=token,
+            clock=SystemClock(),
+            db=db,
+            sweep_every=args.sweep_every,
+            own_process=True,  # as `sitewalk run` builds it
         )
         # build_application was given the engine, so the Runtime will not dispose of it.
     else:

@@ -123,7 +123,11 @@ def _run(path: str, verbose: bool) -> int:
     webhook_secret = os.environ.get(hook.secret_env, "") if hook is not None else ""
     configure_logging(verbose=verbose, secrets=[token.get_secret_value(), webhook_secret])
     app = build_application(
-        config, token=token.get_secret_value(), clock=SystemClock(), config_path=path
+        config,
+        token=token.get_secret_value(),
+        clock=SystemClock(),
+        config_path=path,
+        own_process=True,
     )
     logging.getLogger("sitewalk").info(
         "starting: %d project(s), Bot API %s", len(config.projects), config.telegram.api_base_url
