@@ -95,6 +95,11 @@ class Runtime:
             self.reloader.start()
         self.started = True
 
+    async def warmed(self) -> None:
+        """Return once start-up is complete: the catch-up done and the classifier loaded."""
+        if self._warming is not None:
+            await asyncio.shield(self._warming)
+
     async def _warm_classifier(self) -> None:
         """Load the classifier once the catch-up is done (a message before then loads it)."""
         await self.engine.caught_up.wait()
