@@ -28,6 +28,9 @@ RATE_LIMIT_CAP = 20
 # Kicks closer together than this share one claim: a busy group's every 收到 kicks, and each
 # claim is a transaction, while what it finds is paced at 28 messages a second anyway.
 FILL_GAP_SECONDS = 0.05
+# A lease younger than this is not renewed before its send: it was just taken, nobody else can
+# hold it, and the renewal was a transaction for every message (most are sent right away).
+RENEW_AFTER = timedelta(seconds=5)
 # The longest the engine's catch-up may hold sending back (see OutboxDispatcher.hold).
 MAX_HOLD = timedelta(seconds=30)
 
@@ -222,8 +225,13 @@ class OutboxDispatcher:
         return rows
 
     async def _renew(self, rows: list[OutboxRow]) -> list[OutboxRow]:
-        """Extend our lease just before sending; leaves out rows another sender took."""
-        until = self._clock.now() + self._lease
+        """Extend our lease just before sending, unless it is fresh; leaves out rows another
+        sender took (which only an expired lease allows)."""
+        now = self._clock.now()
+        fresh = now + self._lease - RENEW_AFTER
+        if all(row.claimed_until is not None and row.claimed_until >= fresh for row in rows):
+            return rows
+        until = now + self._lease
         held = [(row.id, row.claimed_until) for row in rows if row.claimed_until is not None]
         async with self._uow() as uow:
             renewed = await uow.outbox.renew_many(held, until)

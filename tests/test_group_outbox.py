@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot.config import Config
+from bot.outbox import RENEW_AFTER
 from bot.outbox_rows import enqueue_message
 from storage.models import OutboxRow
 from storage.repositories import OutboxRepository
-from tests.botkit import running_bot
-from tests.conftest import GROUP, REPORTER, T0, Database
+from tests.botkit import BotUnderTest, running_bot
+from tests.conftest import GROUP, REPORTER, SUPERVISOR_A, T0, Database
 
 KEYBOARD = {"inline_keyboard": [[{"text": "我去现场", "callback_data": "go:1"}]]}
 
@@ -89,3 +91,82 @@ async def test_kicks_close_together_share_one_claim(
         assert kicks >= 40
         # Two claims (DMs, groups) per fill: five gaps' worth, and one for the sender's end.
         assert claims <= 2 * (5 + 1)
+
+
+async def _enqueue_dms(bot: BotUnderTest, *texts: str) -> None:
+    async with bot.runtime.uow() as uow:
+        for text in texts:
+            enqueue_message(uow, None, "test", SUPERVISOR_A, text, bot.clock.now(), key=text)
+        await uow.commit()
+    bot.runtime.dispatcher.kick()
+
+
+async def _sending(bot: BotUnderTest, text: str) -> None:
+    """Wait until the local Bot API has received (not yet answered) the send of `text`."""
+    await bot.api.wait_for(
+        lambda: any(c.params.get("text") == text and c.status == 0 for c in bot.api.calls),
+        timeout=5,
+    )
+
+
+def _count_renewals(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    renewals: list[int] = []
+    renew_many = OutboxRepository.renew_many
+
+    async def counted(self: OutboxRepository, *args: Any, **kwargs: Any) -> set[int]:
+        renewed = await renew_many(self, *args, **kwargs)
+        renewals.append(len(renewed))
+        return renewed
+
+    monkeypatch.setattr(OutboxRepository, "renew_many", counted)
+    return renewals
+
+
+async def test_a_fresh_lease_is_not_renewed_and_an_aged_one_is(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows sent right after their claim go without renewing the lease (it cost a transaction
+    per message); a row that waited behind a slow send past RENEW_AFTER is renewed first."""
+    async with running_bot(config, database, start=T0) as bot:
+        bot.api.start_bot(SUPERVISOR_A)
+        await bot.settle()
+        greeted = len(bot.dms(SUPERVISOR_A))
+        renewals = _count_renewals(monkeypatch)
+        await _enqueue_dms(bot, "a1", "a2")
+        await bot.api.wait_for(lambda: bot.dms(SUPERVISOR_A)[greeted:] == ["a1", "a2"], timeout=5)
+        assert renewals == []
+
+        bot.api.inject("sendMessage", status=200, delay=0.5, chat_id=SUPERVISOR_A)
+        await _enqueue_dms(bot, "b1", "b2")
+        await _sending(bot, "b1")
+        bot.clock.advance(RENEW_AFTER + timedelta(seconds=1))
+        await bot.api.wait_for(lambda: bot.dms(SUPERVISOR_A)[greeted + 2 :] == ["b1", "b2"], timeout=5)
+        assert renewals == [1]
+
+
+async def test_a_row_whose_lease_ran_out_and_was_taken_is_left_to_its_taker(
+    config: Config, database: Database
+) -> None:
+    """While a slow send outlasts the lease of the next row, another sender claims that row: this
+    sender leaves it, and it still goes out, once, when the taker's lease runs out."""
+    async with running_bot(config, database, start=T0) as bot:
+        bot.api.start_bot(SUPERVISOR_A)
+        await bot.settle()
+        greeted = len(bot.dms(SUPERVISOR_A))
+        bot.api.inject("sendMessage", status=200, delay=0.5, chat_id=SUPERVISOR_A)
+        await _enqueue_dms(bot, "c1", "c2")
+        await _sending(bot, "c1")
+        bot.clock.advance(timedelta(seconds=31))  # past the 30 s lease of both rows
+        async with bot.runtime.uow() as uow:
+            # Only a lease marks a row in flight, so the taker gets c1 too (the documented
+            # duplicate of a crash); this sender marks c1 sent when its answer comes.
+            taken = await uow.outbox.claim(
+                bot.clock.now(), timedelta(seconds=30), 10, chat_id=SUPERVISOR_A
+            )
+            await uow.commit()
+        assert [row.text for row in taken] == ["c1", "c2"]
+        await bot.api.wait_for(lambda: bot.dms(SUPERVISOR_A)[greeted:] == ["c1"], timeout=5)
+        await asyncio.sleep(0.3)
+        assert bot.dms(SUPERVISOR_A)[greeted:] == ["c1"]
+        await bot.advance(timedelta(seconds=31))  # the taker died: its lease runs out
+        assert bot.dms(SUPERVISOR_A)[greeted:] == ["c1", "c2"]
