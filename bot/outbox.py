@@ -134,8 +134,12 @@ class OutboxDispatcher:
                 await self._fill()
             except Exception:  # the loop must outlive a database hiccup
                 log.exception("outbox claim failed; retrying")
+            # Not asyncio.wait_for: on Python 3.11 a cancel that meets a wake-up (stop cancels
+            # the senders, and each sender's end kicks) returned the wake-up and was lost, so
+            # the loop went on and stop() waited for ever. A timeout scope lets the cancel through.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle_seconds)
+                async with asyncio.timeout(idle_seconds):
+                    await self._wake.wait()
             # Kicks that come meanwhile are answered by the next claim, not by one claim each.
             if (pause := filled_at + self._fill_gap - loop.time()) > 0:
                 await asyncio.sleep(pause)

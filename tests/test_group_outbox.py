@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.config import Config
-from bot.outbox import RENEW_AFTER
+from bot.outbox import RENEW_AFTER, OutboxDispatcher
 from bot.outbox_rows import enqueue_message
 from storage.models import OutboxRow
 from storage.repositories import OutboxRepository
@@ -170,3 +170,18 @@ async def test_a_row_whose_lease_ran_out_and_was_taken_is_left_to_its_taker(
         assert bot.dms(SUPERVISOR_A)[greeted:] == ["c1"]
         await bot.advance(timedelta(seconds=31))  # the taker died: its lease runs out
         assert bot.dms(SUPERVISOR_A)[greeted:] == ["c1", "c2"]
+
+
+async def test_stop_ends_the_dispatcher_even_right_after_a_kick(
+    config: Config, database: Database
+) -> None:
+    """A kick in the same moment as stop (a sender's end kicks, and stop cancels the senders)
+    must not swallow the cancellation: asyncio.wait_for of Python 3.11 returned the wake-up's
+    result instead, the loop went on, and stop, hence the bot's shutdown, waited for ever."""
+    async with running_bot(config, database, start=T0) as bot:
+        await bot.settle()
+        dispatcher = OutboxDispatcher(bot.runtime.uow, bot.app.bot, bot.clock)
+        dispatcher.start(idle_seconds=60)
+        await asyncio.sleep(0.2)  # its first claim found nothing: it waits for a kick
+        dispatcher.kick()
+        await asyncio.wait_for(dispatcher.stop(), 5)

@@ -171,8 +171,10 @@ class UpdateQueue:
         if self._wakeup is None:
             self._wakeup = asyncio.Event()
         event = self._wakeup
+        # A timeout scope, not asyncio.wait_for, which on 3.11 can lose a cancel (bot/outbox.py).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await event.wait()
 
     def close(self) -> None:
         self.closed = True
