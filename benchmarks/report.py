@@ -23,11 +23,12 @@ def results_block(
 ) -> str:
     lines = [
         BEGIN,
-        f"Run: {when}, `{mode}`, {seconds / 60:.1f} min.",
+        f"Run: {when}, `{mode}`, {seconds / 60:.1f} min, at commit {machine['commit']}.",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram']} RAM, "
         f"{machine['os']}; Python {machine['python']}, SQLite {machine['sqlite']}, "
-        f"PostgreSQL {machine['postgresql']}.",
+        f"PostgreSQL {machine['postgresql']}. Speed probe at the start (`speed_probe`: 200,000 "
+        f"lookups in a large dict, best of 5; lower is faster): {machine['probe_ms']} ms.",
         "",
         "| name | value | unit | baseline | baseline is | ratio | goal | met | setup |",
         "|---|---:|---|---:|---|---:|---|:---:|---|",
