@@ -63,9 +63,7 @@ class OutboxDispatcher:
         backoff: timedelta = timedelta(seconds=2),
         on_unreachable: UnreachableHook | None = None,
         max_hold: timedelta = MAX_HOLD,
-        fill_gap: float = FILL_GAP_SECONDS,
     ) -> None:
-        self._fill_gap = fill_gap
         self._on_unreachable = on_unreachable
         self.max_hold = max_hold
         self._open = asyncio.Event()
@@ -141,7 +139,7 @@ class OutboxDispatcher:
                 async with asyncio.timeout(idle_seconds):
                     await self._wake.wait()
             # Kicks that come meanwhile are answered by the next claim, not by one claim each.
-            if (pause := filled_at + self._fill_gap - loop.time()) > 0:
+            if (pause := filled_at + FILL_GAP_SECONDS - loop.time()) > 0:
                 await asyncio.sleep(pause)
             self._wake.clear()
 

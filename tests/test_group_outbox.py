@@ -11,7 +11,6 @@ import pytest
 from bot.config import Config
 from bot.outbox import RENEW_AFTER, OutboxDispatcher
 from bot.outbox_rows import enqueue_message
-from storage.models import OutboxRow
 from storage.repositories import OutboxRepository
 from tests.botkit import BotUnderTest, running_bot
 from tests.conftest import GROUP, REPORTER, SUPERVISOR_A, T0, Database
@@ -60,6 +59,19 @@ async def test_text_too_long_for_a_caption_follows_its_photo(
         assert second["reply_markup"] == KEYBOARD
 
 
+def _record(monkeypatch: pytest.MonkeyPatch, method: str) -> list[Any]:
+    """What each call of an OutboxRepository method returned, in order."""
+    results: list[Any] = []
+    original = getattr(OutboxRepository, method)
+
+    async def recorded(self: OutboxRepository, *args: Any, **kwargs: Any) -> Any:
+        result = await original(self, *args, **kwargs)
+        results.append(result)
+        return result
+
+    monkeypatch.setattr(OutboxRepository, method, recorded)
+    return results
+
 
 async def test_kicks_close_together_share_one_claim(
     config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
@@ -68,15 +80,7 @@ async def test_kicks_close_together_share_one_claim(
     fill gap, not one each; the message the first kick announced still goes out at once."""
     async with running_bot(config, database, start=T0) as bot:
         await bot.settle()
-        claims = 0
-        claim = OutboxRepository.claim
-
-        async def counted(self: OutboxRepository, *args: Any, **kwargs: Any) -> list[OutboxRow]:
-            nonlocal claims
-            claims += 1
-            return await claim(self, *args, **kwargs)
-
-        monkeypatch.setattr(OutboxRepository, "claim", counted)
+        claims = _record(monkeypatch, "claim")
         async with bot.runtime.uow() as uow:
             enqueue_message(uow, None, "test", GROUP, "一条", T0, key="burst")
             await uow.commit()
@@ -90,7 +94,7 @@ async def test_kicks_close_together_share_one_claim(
         await bot.api.wait_for(lambda: bot.group_texts() == ["一条"], timeout=1)
         assert kicks >= 40
         # Two claims (DMs, groups) per fill: five gaps' worth, and one for the sender's end.
-        assert claims <= 2 * (5 + 1)
+        assert len(claims) <= 2 * (5 + 1)
 
 
 async def _enqueue_dms(bot: BotUnderTest, *texts: str) -> None:
@@ -109,19 +113,6 @@ async def _sending(bot: BotUnderTest, text: str) -> None:
     )
 
 
-def _count_renewals(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    renewals: list[int] = []
-    renew_many = OutboxRepository.renew_many
-
-    async def counted(self: OutboxRepository, *args: Any, **kwargs: Any) -> set[int]:
-        renewed = await renew_many(self, *args, **kwargs)
-        renewals.append(len(renewed))
-        return renewed
-
-    monkeypatch.setattr(OutboxRepository, "renew_many", counted)
-    return renewals
-
-
 async def test_a_fresh_lease_is_not_renewed_and_an_aged_one_is(
     config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -131,7 +122,7 @@ async def test_a_fresh_lease_is_not_renewed_and_an_aged_one_is(
         bot.api.start_bot(SUPERVISOR_A)
         await bot.settle()
         greeted = len(bot.dms(SUPERVISOR_A))
-        renewals = _count_renewals(monkeypatch)
+        renewals = _record(monkeypatch, "renew_many")
         await _enqueue_dms(bot, "a1", "a2")
         await bot.api.wait_for(lambda: bot.dms(SUPERVISOR_A)[greeted:] == ["a1", "a2"], timeout=5)
         assert renewals == []
@@ -140,8 +131,10 @@ async def test_a_fresh_lease_is_not_renewed_and_an_aged_one_is(
         await _enqueue_dms(bot, "b1", "b2")
         await _sending(bot, "b1")
         bot.clock.advance(RENEW_AFTER + timedelta(seconds=1))
-        await bot.api.wait_for(lambda: bot.dms(SUPERVISOR_A)[greeted + 2 :] == ["b1", "b2"], timeout=5)
-        assert renewals == [1]
+        await bot.api.wait_for(
+            lambda: bot.dms(SUPERVISOR_A)[greeted + 2 :] == ["b1", "b2"], timeout=5
+        )
+        assert [len(renewed) for renewed in renewals] == [1]
 
 
 async def test_a_row_whose_lease_ran_out_and_was_taken_is_left_to_its_taker(
