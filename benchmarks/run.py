@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import catchup, classifier, ingest, lateness, outbound
+from benchmarks import catchup, classifier, ingest, lateness, outbound, sending
 from benchmarks.common import ROOT, Figure, machine, progress
 from benchmarks.report import results_block, rewrite
 
@@ -29,6 +29,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "lateness": lateness.run,
     "catchup": catchup.run,  # catchup_100k and rss_100k come from the same bot process
     "outbound": outbound.run,
+    "sending": sending.run,
 }
 
 

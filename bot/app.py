@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
-from telegram.request import HTTPXRequest
 
 from bot import handlers
 from bot.commands import publish_commands
 from bot.config import Config
 from bot.engine import EscalationEngine
 from bot.escalator import Escalator
+from bot.http import AiohttpRequest
 from bot.outbox import OutboxDispatcher
 from bot.polling import ConfirmAfterHandlingBot, SitewalkApplication
 from bot.ratelimit import TelegramLimits
@@ -139,8 +139,8 @@ def build_application(
         token,
         base_url=base_url or f"{api}/bot",
         base_file_url=base_file_url or f"{api}/file/bot",
-        request=HTTPXRequest(connection_pool_size=256),
-        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        request=AiohttpRequest(connection_pool_size=256),
+        get_updates_request=AiohttpRequest(connection_pool_size=1),
         rate_limiter=TelegramLimits() if rate_limit else None,
     )
     app = (
