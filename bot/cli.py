@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, LexiconConfig, load_config
+
+if TYPE_CHECKING:  # run's imports stay inside it: the other commands start without PTB
+    from pydantic import SecretStr
+    from telegram import Bot
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
@@ -129,6 +135,10 @@ def _run(path: str, verbose: bool) -> int:
         config_path=path,
         own_process=True,
     )
+    problem = asyncio.run(_first_contact(app.bot, config.telegram.token_env, token))
+    if problem is not None:
+        print(f"sitewalk run: {problem}", file=sys.stderr)
+        return EXIT_FAILED
     logging.getLogger("sitewalk").info(
         "starting: %d project(s), Bot API %s", len(config.projects), config.telegram.api_base_url
     )
@@ -145,6 +155,27 @@ def _run(path: str, verbose: bool) -> int:
         # run_polling stops cleanly on SIGINT and SIGTERM (PTB's default stop_signals).
         app.run_polling(allowed_updates=Update.ALL_TYPES)
     return EXIT_OK
+
+
+async def _first_contact(bot: Bot, token_env: str, token: SecretStr) -> str | None:
+    """One getMe before anything starts; what went wrong as one line, else None.
+
+    Without it, a wrong token or an unreachable Bot API ended `sitewalk run` in a traceback from
+    inside PTB's start-up. The bot is shut down again here; `run_polling` initialises it anew.
+    """
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    try:
+        async with bot:
+            return None
+    except InvalidToken:
+        return f"Telegram refused the token in {token_env}: check it with @BotFather"
+    except NetworkError as exc:
+        reason = exc.message.replace(token.get_secret_value(), "<token>")
+        return f"cannot reach the Bot API at {bot.base_url.rsplit('/bot', 1)[0]}: {reason}"
+    except TelegramError as exc:
+        reason = exc.message.replace(token.get_secret_value(), "<token>")
+        return f"the Bot API refused getMe: {reason}"
 
 
 if __name__ == "__main__":  # pragma: no cover

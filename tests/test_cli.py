@@ -123,3 +123,52 @@ def test_run_without_token_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "SITEWALK_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _run_config(tmp_path: Path, api_root: str) -> Path:
+    config = tmp_path / "sitewalk.toml"
+    config.write_text(
+        CONFIG_TOML.replace(
+            "admins = [111111111]",
+            f'admins = [111111111]\n[telegram]\napi_base_url = "{api_root}"\n'
+            f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"',
+        ),
+        encoding="utf-8",
+    )
+    return config
+
+
+async def _run_cli(config: Path, token: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", "--config", str(config),
+        env={**os.environ, "SITEWALK_TOKEN": token}, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_run_with_a_token_telegram_refuses_is_one_clear_line(tmp_path: Path) -> None:
+    """A wrong token: exit 1, one line naming the variable, no traceback, the token not shown."""
+    async with LocalBotApi() as api:
+        wrong = "7000000001:AAwrong-token-secret-half"
+        code, output = await _run_cli(_run_config(tmp_path, api.root), wrong)
+        assert code == 1, output
+        assert "refused the token in SITEWALK_TOKEN" in output
+        assert "Traceback" not in output
+        assert wrong.split(":")[1] not in output
+        assert [c.method for c in api.calls] == ["getMe"]  # nothing else was tried
+
+
+async def test_run_with_an_unreachable_bot_api_is_one_clear_line(tmp_path: Path) -> None:
+    """Nothing listens at api_base_url: exit 1, the URL named, no traceback, nothing left open."""
+    from tests.test_webhook import free_port
+
+    root = f"http://127.0.0.1:{free_port()}"
+    code, output = await _run_cli(_run_config(tmp_path, root), "7000000001:AAsecret-half")
+    assert code == 1, output
+    assert f"cannot reach the Bot API at {root}" in output
+    assert "Traceback" not in output
+    assert "Unclosed" not in output  # the HTTP sessions were closed, not left to the collector
+    assert "AAsecret-half" not in output
