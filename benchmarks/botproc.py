@@ -2,6 +2,7 @@
 
 Both poll the local Bot API named in the config. A counting handler in a late group prints one
 JSON line on stdout when `--expect` updates were handled; `ready` is printed once polling runs.
+Both carry the process's CPU time, so a run can tell CPU spent from time spent waiting.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def emit(event: str, **fields: Any) -> None:
 
 async def _ready_when(started: Awaitable[None]) -> None:
     await started
-    emit("ready")
+    emit("ready", cpu=time.process_time())
 
 
 def main() -> int:
@@ -74,7 +75,7 @@ def main() -> int:
         nonlocal handled
         handled += 1
         if handled == args.expect:
-            emit("handled", n=handled)
+            emit("handled", n=handled, cpu=time.process_time())
 
     app.add_handler(TypeHandler(Update, count), group=COUNTER_GROUP)
     inner_post_init = app.post_init
@@ -88,7 +89,7 @@ def main() -> int:
             runtime = runtime_of(application)
             application.bot_data["ready"] = asyncio.create_task(_ready_when(runtime.warmed()))
         else:
-            emit("ready")
+            emit("ready", cpu=time.process_time())
 
     app.post_init = post_init
     profile = os.environ.get("SITEWALK_BENCH_PROFILE")
