@@ -32,7 +32,9 @@ def configure_logging(*, verbose: bool, secrets: list[str]) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # httpx logs every request line; at INFO that is one line per long poll.
+    # httpx, PTB's default client, logs every request line with the token in its URL; the bot
+    # sends through aiohttp (bot/http.py), which logs none, but anything built on PTB's default
+    # stays quiet too.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.INFO)
     # APScheduler logs every run of every job at INFO: the precise wake-ups would flood the log.
