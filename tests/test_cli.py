@@ -109,6 +109,7 @@ async def test_run_answers_a_hazard_over_http_and_stops_on_sigterm(
         assert code == 0, output
         assert api.token not in output
         assert api.token.split(":")[1] not in output
+        assert "Unclosed" not in output  # the Bot API client's HTTP sessions were closed
 
 
 def test_run_without_token_is_a_clear_error(tmp_path: Path) -> None:
