@@ -135,7 +135,9 @@ def _run(path: str, verbose: bool) -> int:
         config_path=path,
         own_process=True,
     )
-    problem = asyncio.run(_first_contact(app.bot, config.telegram.token_env, token))
+    problem = asyncio.run(
+        _first_contact(app.bot, config.telegram.api_base_url, config.telegram.token_env, token)
+    )
     if problem is not None:
         print(f"sitewalk run: {problem}", file=sys.stderr)
         return EXIT_FAILED
@@ -157,7 +159,7 @@ def _run(path: str, verbose: bool) -> int:
     return EXIT_OK
 
 
-async def _first_contact(bot: Bot, token_env: str, token: SecretStr) -> str | None:
+async def _first_contact(bot: Bot, api: str, token_env: str, token: SecretStr) -> str | None:
     """One getMe before anything starts; what went wrong as one line, else None.
 
     Without it, a wrong token or an unreachable Bot API ended `sitewalk run` in a traceback from
@@ -165,16 +167,17 @@ async def _first_contact(bot: Bot, token_env: str, token: SecretStr) -> str | No
     """
     from telegram.error import InvalidToken, NetworkError, TelegramError
 
+    from bot.logs import redact, secret_parts
+
     try:
         async with bot:
             return None
     except InvalidToken:
         return f"Telegram refused the token in {token_env}: check it with @BotFather"
-    except NetworkError as exc:
-        reason = exc.message.replace(token.get_secret_value(), "<token>")
-        return f"cannot reach the Bot API at {bot.base_url.rsplit('/bot', 1)[0]}: {reason}"
     except TelegramError as exc:
-        reason = exc.message.replace(token.get_secret_value(), "<token>")
+        reason = redact(exc.message, secret_parts([token.get_secret_value()]))
+        if isinstance(exc, NetworkError):
+            return f"cannot reach the Bot API at {api}: {reason}"
         return f"the Bot API refused getMe: {reason}"
 
 

@@ -117,21 +117,24 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
 
     def _proxy_for(self, url: str) -> str | None:
-        """The proxy that HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY name for this URL."""
+        """The proxy that HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY name for this URL.
+
+        Read once per scheme and host: every message asks, and the environment does not change.
+        """
         parts = urlsplit(url)
         key = (parts.scheme, parts.hostname or "")
-        if key not in self._proxies:
-            proxies = getproxies()
-            proxy = proxies.get(key[0]) or proxies.get("all")
-            if proxy and key[1] and proxy_bypass(key[1]):
-                proxy = None
-            self._proxies[key] = proxy
-        proxy = self._proxies[key]
-        if proxy and urlsplit(proxy).scheme not in ("http", "https"):
+        if key in self._proxies:
+            return self._proxies[key]
+        proxies = getproxies()
+        proxy = proxies.get(key[0]) or proxies.get("all")
+        if proxy and key[1] and proxy_bypass(key[1]):
+            proxy = None
+        if proxy and (scheme := urlsplit(proxy).scheme) not in ("http", "https"):
             raise NetworkError(
-                f"the environment names the proxy {urlsplit(proxy).scheme}://…, "
+                f"the environment names the proxy {scheme}://…, "
                 "and only HTTP proxies are supported: set HTTPS_PROXY to an http:// proxy"
             )
+        self._proxies[key] = proxy
         return proxy
 
 

@@ -5,6 +5,18 @@ from __future__ import annotations
 import logging
 
 
+def secret_parts(secrets: list[str]) -> list[str]:
+    """What must never be shown: each secret, and a token's secret half (after the colon)."""
+    return [s for secret in secrets for s in (secret, secret.partition(":")[2]) if s]
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with each of `secrets` (see secret_parts) replaced by <token>."""
+    for secret in secrets:
+        text = text.replace(secret, "<token>")
+    return text
+
+
 class RedactSecrets(logging.Filter):
     """Replaces each secret in a record's final message; PTB logs URLs that contain the token."""
 
@@ -14,14 +26,11 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = message
-        for secret in self._secrets:
-            redacted = redacted.replace(secret, "<token>")
+        redacted = redact(message, self._secrets)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            for secret in self._secrets:
-                record.exc_text = record.exc_text.replace(secret, "<token>")
+            record.exc_text = redact(record.exc_text, self._secrets)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
@@ -40,7 +49,6 @@ def configure_logging(*, verbose: bool, secrets: list[str]) -> None:
     # APScheduler logs every run of every job at INFO: the precise wake-ups would flood the log.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # The token is also a path segment of every URL: redact the whole token and its secret half.
-    parts = [s for token in secrets for s in (token, token.partition(":")[2])]
-    redact = RedactSecrets(parts)
+    redacting = RedactSecrets(secret_parts(secrets))
     for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
+        handler.addFilter(redacting)
