@@ -58,9 +58,14 @@ def _postgres(session: AsyncSession) -> bool:
 
 
 def _skip_locked(session: AsyncSession, stmt: Select[_Row]) -> Select[_Row]:
-    """Row locks that other processes step over; SQLite has one writer at a time anyway."""
+    """Row locks that other processes step over; SQLite has one writer at a time anyway.
+
+    FOR NO KEY UPDATE (`key_share`), not FOR UPDATE: we change columns, never keys, and plain
+    FOR UPDATE conflicts with the key-share lock that PostgreSQL takes on a row while another
+    transaction inserts a row referencing it. SKIP LOCKED then stepped over a due hazard
+    whenever its event or outbox row was being written."""
     if _postgres(session):
-        return stmt.with_for_update(skip_locked=True)
+        return stmt.with_for_update(skip_locked=True, key_share=True)
     return stmt
 
 
@@ -435,7 +440,7 @@ class HazardRepository:
             .limit(limit)
         )
         if _postgres(self._s):
-            stmt = stmt.with_for_update(skip_locked=True)  # as _skip_locked does
+            stmt = stmt.with_for_update(skip_locked=True, key_share=True)  # see _skip_locked
         return [_due_hazard(r) for r in (await self._s.execute(stmt)).all()]
 
     async def next_deadline(self) -> datetime | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from datetime import timedelta
@@ -243,6 +244,31 @@ async def test_due_returns_only_passed_active_deadlines(uow: UnitOfWorkFactory) 
     async with uow() as u:
         assert [r.id for r in await u.hazards.due(T0 + timedelta(minutes=31), 10)] == [due]
         assert await u.hazards.due(T0 + timedelta(minutes=29), 10) == []
+
+
+async def test_the_sweep_takes_a_hazard_while_another_transaction_records_about_it(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """A transaction that writes a row pointing at a hazard (an event, an outbox row) does not
+    hide that hazard from the sweep. On PostgreSQL such an insert holds a key-share lock on the
+    hazard; the sweep's lock must not conflict with it, or SKIP LOCKED steps over the hazard
+    (seen in CI: the dispatcher recording a failed DM made a tick find 8 of 9 due hazards)."""
+    hid = await _hazard(uow)
+
+    async def sweep() -> list[int]:
+        async with uow() as sweeper:
+            due = await sweeper.hazards.due(T0 + timedelta(minutes=31), 10)
+            await sweeper.commit()
+            return [r.id for r in due]
+
+    async with uow() as writer:
+        writer.events.append(hid, "dm_failed", T0, reason="403 test")
+        await writer.flush()  # the insert is made and its lock held; not yet committed
+        # SQLite has one writer, so there the sweep waits for this commit; PostgreSQL sweeps now.
+        sweeping = asyncio.create_task(sweep())
+        await asyncio.sleep(0.2)
+        await writer.commit()
+    assert await sweeping == [hid]
 
 
 async def test_outbox_claim_is_a_lease(uow: UnitOfWorkFactory) -> None:
