@@ -7,7 +7,7 @@ import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVarTuple
 
 from sqlalchemy import (
     ARRAY,
@@ -50,14 +50,14 @@ from storage.models import (
     drop_nul,
 )
 
-_Row = TypeVar("_Row")
+_Columns = TypeVarTuple("_Columns")  # a Select of any columns: entities or a column list
 
 
 def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _skip_locked(session: AsyncSession, stmt: Select[_Row]) -> Select[_Row]:
+def _skip_locked(session: AsyncSession, stmt: Select[*_Columns]) -> Select[*_Columns]:
     """Row locks that other processes step over; SQLite has one writer at a time anyway.
 
     FOR NO KEY UPDATE (`key_share`), not FOR UPDATE: we change columns, never keys, and plain
@@ -439,9 +439,8 @@ class HazardRepository:
             .order_by(HazardRow.deadline)
             .limit(limit)
         )
-        if _postgres(self._s):
-            stmt = stmt.with_for_update(skip_locked=True, key_share=True)  # see _skip_locked
-        return [_due_hazard(r) for r in (await self._s.execute(stmt)).all()]
+        rows = (await self._s.execute(_skip_locked(self._s, stmt))).all()
+        return [_due_hazard(r) for r in rows]
 
     async def next_deadline(self) -> datetime | None:
         result = await self._s.execute(
