@@ -1,5 +1,8 @@
 """The bot under measurement, in its own process: the real one, or a no-op PTB bot as baseline.
 
+A third mode, `acks-free`, is the real bot with every 收到 costing nothing once classified: it
+bounds what any cheaper handling of acknowledgements (batched writes, say) could buy on ingest.
+
 Both poll the local Bot API named in the config. A counting handler in a late group prints one
 JSON line on stdout when `--expect` updates were handled; `ready` is printed once polling runs.
 Both carry the process's CPU time, so a run can tell CPU spent from time spent waiting.
@@ -26,6 +29,7 @@ from bot.app import build_application, runtime_of
 from bot.clock import SystemClock
 from bot.config import load_config
 from bot.logs import configure_logging
+from bot.service import AckOutcome, GroupMessage, HazardService
 from storage.db import create_engine
 
 COUNTER_GROUP = 1000  # after every handler of the bot: counting never changes what it does
@@ -40,10 +44,19 @@ async def _ready_when(started: Awaitable[None]) -> None:
     emit("ready", cpu=time.process_time())
 
 
+def _acknowledgements_cost_nothing() -> None:
+    """Every 收到 is still classified, then answers nothing: no read, no write, no send."""
+
+    async def nothing(self: HazardService, msg: GroupMessage) -> AckOutcome:
+        return AckOutcome.NOT_A_HAZARD_REPLY
+
+    HazardService.acknowledge = nothing  # type: ignore[method-assign]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True)
-    parser.add_argument("--mode", choices=["real", "noop"], default="real")
+    parser.add_argument("--mode", choices=["real", "acks-free", "noop"], default="real")
     parser.add_argument("--schema")
     parser.add_argument("--expect", type=int, default=0)
     parser.add_argument("--sweep-every", type=float, default=15.0)
@@ -55,7 +68,9 @@ def main() -> int:
     logging.getLogger().setLevel(os.environ.get("SITEWALK_BENCH_LOG", "WARNING"))
     api = config.telegram.api_base_url.rstrip("/")
     app: Application[Any, Any, Any, Any, Any, Any]
-    if args.mode == "real":
+    if args.mode != "noop":
+        if args.mode == "acks-free":
+            _acknowledgements_cost_nothing()
         db = create_engine(config.storage.url, schema=args.schema)
         app = build_application(
             config,
@@ -83,7 +98,7 @@ def main() -> int:
     async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         if inner_post_init is not None:
             await inner_post_init(application)
-        if args.mode == "real":
+        if args.mode != "noop":
             # Ready once start-up is complete: the catch-up and the classifier's loading (after
             # the catch-up since fix 9) are start-up, not part of what ingest measures.
             runtime = runtime_of(application)

@@ -85,7 +85,8 @@ async def run(quick: bool, workdir: Path, kind: str = "postgresql") -> list[Figu
                     progress(f"  catch-up: {escalated}/{hazards} escalated")
                     last_report = time.monotonic()
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(3)  # keep sending for a while: the dispatcher's heap counts too
+            # Keep sending for a while: the dispatcher's heap counts too.
+            await asyncio.sleep(1 if quick else 3)
             rss = proc.peak_rss_mb()
         finally:
             await engine.dispose()

@@ -178,16 +178,43 @@ async def run(quick: bool, workdir: Path) -> list[Figure]:
                 note=f"median of {rounds}, {count} chatter updates, {GROUPS} groups, {kind}",
             )
         )
+        baseline, value = await _compare(
+            api, fleet, kind, count, rounds, workdir, BUSY_GROUP, mode="acks-free"
+        )
+        figures.append(
+            Figure(
+                "ingest_acks_free",
+                value,
+                "updates/s",
+                baseline,
+                value / baseline,
+                baseline_is="no-op PTB bot, same run",
+                goal="none: the ceiling if every 收到 cost nothing",
+                met=None,
+                note=f"median of {rounds}, {count} updates as `ingest_{kind}`, "
+                "收到 classified, then neither stored nor answered",
+            )
+        )
     return figures
 
 
 async def _compare(
-    api: LocalBotApi, fleet: Fleet, kind: str, count: int, rounds: int, workdir: Path, mix: Mix
+    api: LocalBotApi,
+    fleet: Fleet,
+    kind: str,
+    count: int,
+    rounds: int,
+    workdir: Path,
+    mix: Mix,
+    mode: str = "real",
 ) -> tuple[float, float]:
-    """Medians of the no-op bot's and the real bot's rates, run in turns."""
-    progress(f"ingest on {kind}, {mix}: {rounds} x (no-op bot, real bot), {count} updates each")
+    """Medians of the no-op bot's and the measured bot's rates, run in turns."""
+    progress(
+        f"ingest on {kind}, {mix}, {mode} bot: {rounds} x (no-op bot, {mode} bot), "
+        f"{count} updates each"
+    )
     baselines, values = [], []
     for r in range(rounds):  # interleaved, so drift on a shared machine hits both
         baselines.append(await one_run(api, fleet, kind, "noop", count, workdir, r, mix))
-        values.append(await one_run(api, fleet, kind, "real", count, workdir, r, mix))
+        values.append(await one_run(api, fleet, kind, mode, count, workdir, r, mix))
     return median(baselines), median(values)
