@@ -3,9 +3,9 @@
 A third mode, `acks-free`, is the real bot with every 收到 costing nothing once classified: it
 bounds what any cheaper handling of acknowledgements (batched writes, say) could buy on ingest.
 
-Both poll the local Bot API named in the config. A counting handler in a late group prints one
+Each polls the local Bot API named in the config. A counting handler in a late group prints one
 JSON line on stdout when `--expect` updates were handled; `ready` is printed once polling runs.
-Both carry the process's CPU time, so a run can tell CPU spent from time spent waiting.
+Both lines carry the process's CPU time, so a run can tell CPU spent from time spent waiting.
 """
 
 from __future__ import annotations
