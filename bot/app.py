@@ -25,6 +25,7 @@ from bot.ratelimit import TelegramLimits
 from bot.reload import ConfigReloader, changes_needing_restart, register_reload
 from bot.service import HazardService
 from bot.texts import Texts
+from bot.webhook import AnswerAfterHandlingQueue
 from escalation.classifier import Classifier, LexiconExtension
 from escalation.clock import Clock
 from storage.db import create_engine, migrate, session_factory
@@ -132,8 +133,13 @@ def build_application(
     config_path: str | Path | None = None,
     reload_every: float = 2.0,
     own_process: bool = False,
+    webhook: bool | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
-    """The one place where the bot is wired: clock, database and Bot API URL are injected."""
+    """The one place where the bot is wired: clock, database and Bot API URL are injected.
+
+    `webhook` (by default: what the config's `mode` says) answers each webhook delivery only
+    once its update was handled; polling confirms handled updates through getUpdates instead.
+    """
     api = config.telegram.api_base_url.rstrip("/")
     bot = ConfirmAfterHandlingBot(
         token,
@@ -143,14 +149,20 @@ def build_application(
         get_updates_request=AiohttpRequest(connection_pool_size=1),
         rate_limiter=TelegramLimits() if rate_limit else None,
     )
-    app = (
+    builder = (
         ApplicationBuilder()
         .bot(bot)
         .application_class(SitewalkApplication)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
-        .build()
     )
+    if webhook is None:
+        webhook = config.telegram.mode == "webhook"
+    if webhook:
+        # Not for polling: the Updater puts a fetched batch one update at a time, and would
+        # then wait for each to be handled before queueing the next.
+        builder = builder.update_queue(AnswerAfterHandlingQueue())
+    app = builder.build()
 
     owns_db = db is None
     engine_db = db if db is not None else create_engine(config.storage.url)

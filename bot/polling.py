@@ -18,6 +18,8 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ExtBot
 
+from bot.webhook import AnswerAfterHandlingQueue
+
 log = logging.getLogger(__name__)
 
 
@@ -89,11 +91,23 @@ class ConfirmAfterHandlingBot(ExtBot[Any]):
 
 
 class SitewalkApplication(Application[Any, Any, Any, Any, Any, Any]):
-    """Records the last handled update on the bot, so the next getUpdates confirms it."""
+    """Tells the delivery that an update was handled: the next getUpdates confirms it, and in
+    webhook mode Telegram gets its answer (`bot/webhook.py`)."""
 
     async def process_update(self, update: object) -> None:
         try:
             await super().process_update(update)
         finally:
-            if isinstance(update, Update) and isinstance(self.bot, ConfirmAfterHandlingBot):
-                self.bot.cursor.unhandled.discard(update.update_id)
+            if isinstance(update, Update):
+                if isinstance(self.bot, ConfirmAfterHandlingBot):
+                    self.bot.cursor.unhandled.discard(update.update_id)
+                if isinstance(self.update_queue, AnswerAfterHandlingQueue):
+                    self.update_queue.handled(update.update_id)
+
+    async def stop(self) -> None:
+        try:
+            await super().stop()
+        finally:
+            # Updates still queued were dropped unhandled: Telegram must not hear 200 for them.
+            if isinstance(self.update_queue, AnswerAfterHandlingQueue):
+                self.update_queue.give_up()

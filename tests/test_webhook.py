@@ -1,4 +1,5 @@
-"""Webhook mode: a wrong secret_token is refused, and neither secret ever reaches the log."""
+"""Webhook mode: a wrong secret_token is refused, a delivery is answered once handled, and
+neither secret ever reaches the log."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import select
-from telegram import Update
+from telegram import Bot, Update
+from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bot.app import build_application, runtime_of
 from bot.config import Config
 from bot.sandbox import LocalBotApi
+from bot.webhook import AnswerAfterHandlingQueue, UpdateNotHandled
 from escalation.clock import FakeClock
 from storage.models import HazardRow
 from tests.botkit import people
@@ -55,58 +61,140 @@ async def post(url: str, update: dict[str, Any], secret: str | None) -> int:
         return response.status
 
 
+@asynccontextmanager
+async def webhook_bot(
+    config: Config, database: Database, api: LocalBotApi, *, answer_after_handling: bool
+) -> AsyncIterator[tuple[Application[Any, Any, Any, Any, Any, Any], str]]:
+    """The real bot serving its webhook on a free local port; yields it and the webhook URL."""
+    engine = database.engine()
+    app = build_application(
+        config,
+        token=TOKEN,
+        clock=FakeClock(T0),
+        db=engine,
+        base_url=api.base_url,
+        base_file_url=api.base_file_url,
+        sweep_every=3600,
+        dispatcher_idle=0.05,
+        rate_limit=False,
+        webhook=answer_after_handling,
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/sitewalk"
+    try:
+        async with app:
+            await runtime_of(app).start(app)
+            assert app.updater is not None
+            await app.updater.start_webhook(
+                listen="127.0.0.1",
+                port=port,
+                url_path="sitewalk",
+                webhook_url=url,
+                secret_token=SECRET,
+                allowed_updates=Update.ALL_TYPES,
+            )
+            await app.start()
+            try:
+                yield app, url
+            finally:
+                await app.updater.stop()
+                await app.stop()
+                await runtime_of(app).stop()
+    finally:
+        await engine.dispose()
+
+
+async def hazards_in(app: Application[Any, Any, Any, Any, Any, Any]) -> list[HazardRow]:
+    async with runtime_of(app).uow() as uow:
+        return list((await uow.hazards._s.execute(select(HazardRow))).scalars())
+
+
 async def test_wrong_or_missing_secret_token_is_refused(config: Config, database: Database) -> None:
     """Posts without the secret or with a wrong one get 403 and change nothing; the right one
     registers the hazard and its card is sent."""
-    async with LocalBotApi(token=TOKEN) as api:
+    async with (
+        LocalBotApi(token=TOKEN) as api,
+        webhook_bot(config, database, api, answer_after_handling=True) as (app, url),
+    ):
         people(api)
-        engine = database.engine()
-        app = build_application(
-            config,
-            token=TOKEN,
-            clock=FakeClock(T0),
-            db=engine,
-            base_url=api.base_url,
-            base_file_url=api.base_file_url,
-            sweep_every=3600,
-            dispatcher_idle=0.05,
-            rate_limit=False,
-        )
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/sitewalk"
+        assert api.webhook.url == url
+        assert api.webhook.secret_token == SECRET
+        assert await post(url, report_update(api, 1), None) == 403
+        assert await post(url, report_update(api, 2), "wrong-secret") == 403
+        assert await post(url, report_update(api, 3), SECRET[:-1]) == 403
+        await asyncio.sleep(0.3)  # what a refused post could have set off
+        assert api.sent(GROUP) == []
+        assert await hazards_in(app) == []
+        assert await post(url, report_update(api, 4), SECRET) == 200
+        [card] = await api.wait_sent(GROUP, 1, timeout=10)
+        assert "#1" in card["text"]
+
+
+async def test_a_delivery_is_answered_only_once_its_update_is_handled(
+    config: Config, database: Database
+) -> None:
+    """Telegram hears 200 only after the report is committed: a crash before that leaves the
+    delivery unanswered, and Telegram delivers it again. (PTB alone answers once queued.)"""
+    gate = asyncio.Event()
+
+    async def held(_update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        await gate.wait()
+
+    async with (
+        LocalBotApi(token=TOKEN) as api,
+        webhook_bot(config, database, api, answer_after_handling=True) as (app, url),
+    ):
+        people(api)
+        app.add_handler(TypeHandler(Update, held), group=-1)  # before the bot's handlers
+        delivery = asyncio.create_task(post(url, report_update(api, 1), SECRET))
         try:
-            async with app:
-                await runtime_of(app).start(app)
-                assert app.updater is not None
-                await app.updater.start_webhook(
-                    listen="127.0.0.1",
-                    port=port,
-                    url_path="sitewalk",
-                    webhook_url=url,
-                    secret_token=SECRET,
-                    allowed_updates=Update.ALL_TYPES,
-                )
-                await app.start()
-                try:
-                    assert api.webhook.url == url
-                    assert api.webhook.secret_token == SECRET
-                    assert await post(url, report_update(api, 1), None) == 403
-                    assert await post(url, report_update(api, 2), "wrong-secret") == 403
-                    assert await post(url, report_update(api, 3), SECRET[:-1]) == 403
-                    await asyncio.sleep(0.3)  # what a refused post could have set off
-                    assert api.sent(GROUP) == []
-                    async with runtime_of(app).uow() as uow:
-                        rows = (await uow.hazards._s.execute(select(HazardRow))).scalars()
-                        assert list(rows) == []
-                    assert await post(url, report_update(api, 4), SECRET) == 200
-                    [card] = await api.wait_sent(GROUP, 1, timeout=10)
-                    assert "#1" in card["text"]
-                finally:
-                    await app.updater.stop()
-                    await app.stop()
-                    await runtime_of(app).stop()
+            await asyncio.sleep(0.5)
+            assert not delivery.done()  # queued, not handled: no answer yet
+            assert await hazards_in(app) == []
         finally:
-            await engine.dispose()
+            gate.set()  # a failed assertion must not leave the bot unable to stop
+        assert await asyncio.wait_for(delivery, 10) == 200
+        [hazard] = await hazards_in(app)  # committed before the answer
+        assert hazard.number == 1
+
+
+async def test_a_delivery_whose_handling_failed_is_answered_too(
+    config: Config, database: Database
+) -> None:
+    """An update that makes a handler fail is answered 200 all the same (and logged), as
+    polling confirms it: Telegram must not redeliver it for ever."""
+
+    async def broken(_update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        raise RuntimeError("a handler failed")
+
+    async with (
+        LocalBotApi(token=TOKEN) as api,
+        webhook_bot(config, database, api, answer_after_handling=True) as (app, url),
+    ):
+        people(api)
+        app.add_handler(TypeHandler(Update, broken), group=-1)
+        assert await asyncio.wait_for(post(url, report_update(api, 1), SECRET), 10) == 200
+
+
+async def test_deliveries_left_waiting_at_shutdown_are_not_answered_200() -> None:
+    """Updates the bot dropped unhandled when it stopped: their deliveries fail, so Telegram
+    sends them again; updates handled before stay answered."""
+    queue = AnswerAfterHandlingQueue()
+    bot = Bot(TOKEN)
+    first = Update.de_json({"update_id": 1}, bot)
+    second = Update.de_json({"update_id": 2}, bot)
+    assert first is not None
+    assert second is not None
+    answered = asyncio.create_task(queue.put(first))
+    dropped = asyncio.create_task(queue.put(second))
+    await asyncio.sleep(0)
+    assert queue.qsize() == 2
+    assert not answered.done()
+    queue.handled(1)
+    await answered
+    queue.give_up()
+    with pytest.raises(UpdateNotHandled):
+        await dropped
 
 
 async def test_debug_log_of_a_webhook_bot_never_shows_the_token_or_the_secret(
