@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from telegram import Update
-from telegram.ext import Application
+from telegram.ext import Application, Updater
 
 from bot.app import Runtime, build_application, runtime_of
 from bot.config import Config
@@ -117,6 +117,25 @@ def people(api: LocalBotApi) -> None:
 
 
 @asynccontextmanager
+async def serving(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    start_updater: Callable[[Updater], Awaitable[object]],
+) -> AsyncIterator[None]:
+    """The bot started as `sitewalk run` starts it, its Updater as given; stopped in reverse."""
+    async with app:
+        await runtime_of(app).start(app)
+        assert app.updater is not None
+        await start_updater(app.updater)
+        await app.start()
+        try:
+            yield
+        finally:
+            await app.updater.stop()
+            await app.stop()
+            await runtime_of(app).stop()
+
+
+@asynccontextmanager
 async def running_bot(
     config: Config,
     database: Database,
@@ -139,18 +158,10 @@ async def running_bot(
         rate_limit=False,
     )
     try:
-        async with app:
-            await runtime_of(app).start(app)
-            assert app.updater is not None
-            await app.updater.start_polling(poll_interval=0.01, timeout=1,
-                                            allowed_updates=Update.ALL_TYPES)
-            await app.start()
-            try:
-                yield BotUnderTest(api, app, clock)
-            finally:
-                await app.updater.stop()
-                await app.stop()
-                await runtime_of(app).stop()
+        polling = serving(app, lambda updater: updater.start_polling(
+            poll_interval=0.01, timeout=1, allowed_updates=Update.ALL_TYPES))
+        async with polling:
+            yield BotUnderTest(api, app, clock)
     finally:
         await engine.dispose()
         if own_api:

@@ -26,7 +26,7 @@ from bot.sandbox import LocalBotApi
 from bot.webhook import AnswerAfterHandlingQueue, UpdateNotHandled
 from escalation.clock import FakeClock
 from storage.models import HazardRow
-from tests.botkit import people
+from tests.botkit import people, serving
 from tests.conftest import CONFIG_TOML, GROUP, REPORTER, T0, Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,25 +81,20 @@ async def webhook_bot(
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}/sitewalk"
+    webhook = serving(
+        app,
+        lambda updater: updater.start_webhook(
+            listen="127.0.0.1",
+            port=port,
+            url_path="sitewalk",
+            webhook_url=url,
+            secret_token=SECRET,
+            allowed_updates=Update.ALL_TYPES,
+        ),
+    )
     try:
-        async with app:
-            await runtime_of(app).start(app)
-            assert app.updater is not None
-            await app.updater.start_webhook(
-                listen="127.0.0.1",
-                port=port,
-                url_path="sitewalk",
-                webhook_url=url,
-                secret_token=SECRET,
-                allowed_updates=Update.ALL_TYPES,
-            )
-            await app.start()
-            try:
-                yield app, url
-            finally:
-                await app.updater.stop()
-                await app.stop()
-                await runtime_of(app).stop()
+        async with webhook:
+            yield app, url
     finally:
         await engine.dispose()
 
