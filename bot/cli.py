@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from bot.config import ConfigError, LexiconConfig, load_config
 
@@ -149,6 +150,9 @@ def _run(path: str, verbose: bool) -> int:
         app.run_webhook(
             listen=hook.listen,
             port=hook.port,
+            # Served at the path of `url`, as PTB's examples set it up behind a proxy that passes
+            # the path on: PTB alone serves "/" only, and a post to /sitewalk was a 404.
+            url_path=urlsplit(hook.url).path.rstrip("/"),
             webhook_url=hook.url,
             secret_token=os.environ.get(hook.secret_env) or None,
             allowed_updates=Update.ALL_TYPES,

@@ -211,7 +211,7 @@ async def test_debug_log_of_a_webhook_bot_never_shows_the_token_or_the_secret(
                 "admins = [111111111]\n[telegram]\n"
                 f'api_base_url = "{api.root}"\nmode = "webhook"\n'
                 f'[telegram.webhook]\nlisten = "127.0.0.1"\nport = {port}\n'
-                f'url = "http://127.0.0.1:{port}/"\nsecret_env = "SITEWALK_TEST_SECRET"\n'
+                f'url = "http://127.0.0.1:{port}/sitewalk"\nsecret_env = "SITEWALK_TEST_SECRET"\n'
                 f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"',
             ),
             encoding="utf-8",
@@ -234,8 +234,8 @@ async def test_debug_log_of_a_webhook_bot_never_shows_the_token_or_the_secret(
         # Read while it runs: a debug log fills the pipe, and a full pipe blocks the bot.
         reading = asyncio.create_task(proc.stdout.read())
         try:
-            url = f"http://127.0.0.1:{port}/"
-            await api.wait_for(lambda: api.webhook.url and _accepts(url), 30)
+            url = f"http://127.0.0.1:{port}/sitewalk"  # served at the path of `url`
+            await api.wait_for(lambda: api.webhook.url and _accepts(port), 30)
             api.inject("sendMessage", status=500, times=1)  # a failure, logged with its error
             assert await post(url, report_update(api, 1), "not-the-secret") == 403
             # A critical report DMs level 1 at once; the safety officer never pressed Start: 403.
@@ -257,8 +257,7 @@ async def test_debug_log_of_a_webhook_bot_never_shows_the_token_or_the_secret(
     assert SECRET not in output
 
 
-def _accepts(url: str) -> bool:
+def _accepts(port: int) -> bool:
     """The webhook server is listening (the bot sets the webhook before it serves)."""
-    host, port = url.removeprefix("http://").rstrip("/").split(":")
     with socket.socket() as sock:
-        return sock.connect_ex((host, int(port))) == 0
+        return sock.connect_ex(("127.0.0.1", port)) == 0
