@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -125,9 +124,9 @@ def _run(path: str, verbose: bool) -> int:
 
     config = load_config(path)
     token = config.telegram.token()
-    hook = config.telegram.webhook
+    hook = config.telegram.webhook if config.telegram.mode == "webhook" else None
+    webhook_secret = hook.secret().get_secret_value() if hook is not None else ""
     # PTB logs setWebhook's parameters at debug: the webhook secret is redacted like the token.
-    webhook_secret = os.environ.get(hook.secret_env, "") if hook is not None else ""
     configure_logging(verbose=verbose, secrets=[token.get_secret_value(), webhook_secret])
     app = build_application(
         config,
@@ -145,8 +144,7 @@ def _run(path: str, verbose: bool) -> int:
     logging.getLogger("sitewalk").info(
         "starting: %d project(s), Bot API %s", len(config.projects), config.telegram.api_base_url
     )
-    if config.telegram.mode == "webhook":
-        assert hook is not None
+    if hook is not None:
         app.run_webhook(
             listen=hook.listen,
             port=hook.port,
@@ -154,7 +152,7 @@ def _run(path: str, verbose: bool) -> int:
             # the path on: PTB alone serves "/" only, and a post to /sitewalk was a 404.
             url_path=urlsplit(hook.url).path.rstrip("/"),
             webhook_url=hook.url,
-            secret_token=os.environ.get(hook.secret_env) or None,
+            secret_token=webhook_secret,
             allowed_updates=Update.ALL_TYPES,
         )
     else:

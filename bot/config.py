@@ -50,11 +50,37 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
+# What Telegram accepts as a webhook's secret_token (setWebhook).
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 class WebhookConfig(_Frozen):
     listen: str = "0.0.0.0"  # a webhook must be reachable from Telegram
     port: int = Field(default=8443, ge=1, le=65535)
     url: str
     secret_env: str = "SITEWALK_WEBHOOK_SECRET"
+
+    def secret(self) -> SecretStr:
+        """Read the webhook's secret_token from the environment; required, never in the file.
+
+        Without it anyone who learns the URL could post updates as any group member, a forged
+        photo or location among them: the very proof of a site visit the bot relies on.
+        """
+        value = os.environ.get(self.secret_env, "")
+        problem = None
+        if not value:
+            problem = (
+                f"environment variable {self.secret_env} is empty: webhook mode needs a secret, "
+                "which Telegram sends with every update so that forged posts are refused"
+            )
+        elif not _WEBHOOK_SECRET.fullmatch(value):
+            problem = (
+                f"the secret in {self.secret_env} must be 1-256 characters of A-Z, a-z, 0-9, "
+                "_ and - (what Telegram accepts)"
+            )
+        if problem is not None:
+            raise ConfigError([Problem(None, "telegram.webhook.secret_env", problem)])
+        return SecretStr(value)
 
 
 class TelegramConfig(_Frozen):

@@ -126,6 +126,42 @@ def test_run_without_token_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("secret", "said"),
+    [
+        (None, "SITEWALK_WEBHOOK_SECRET is empty: webhook mode needs a secret"),
+        ("has spaces and ü", "must be 1-256 characters of A-Z, a-z, 0-9, _ and -"),
+    ],
+)
+def test_webhook_mode_without_a_usable_secret_is_a_clear_error(
+    tmp_path: Path, secret: str | None, said: str
+) -> None:
+    """Webhook mode needs a secret_token Telegram accepts: else exit 2, one line, no traceback,
+    before anything is started (a webhook anyone could post to would take forged evidence)."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        CONFIG_TOML.replace(
+            "admins = [111111111]",
+            'admins = [111111111]\n[telegram]\nmode = "webhook"\n'
+            '[telegram.webhook]\nurl = "https://bot.example.com/sitewalk"',
+        ),
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SITEWALK_WEBHOOK_SECRET"}
+    env["SITEWALK_TOKEN"] = "7000000001:AAsecret-half"
+    if secret is not None:
+        env["SITEWALK_WEBHOOK_SECRET"] = secret
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr
+    assert "telegram.webhook.secret_env" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def _run_config(tmp_path: Path, api_root: str) -> Path:
     config = tmp_path / "sitewalk.toml"
     config.write_text(
