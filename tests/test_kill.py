@@ -100,8 +100,9 @@ async def _start(config: Path, token: str) -> asyncio.subprocess.Process:
 async def test_kill_9_at_random_moments_loses_no_escalation(
     kill_db_url: str, tmp_path: Path
 ) -> None:
-    """20 SIGKILLs while 24 hazards in 4 groups escalate through 3 levels: every DM the database says is
-    due was delivered, no level was applied twice, and duplicate DMs stay within the kills."""
+    """20 SIGKILLs while 24 hazards in 4 groups escalate through 3 levels: every DM the database
+    says is due was delivered, no level was applied twice, and duplicate DMs stay within the
+    kills."""
     rng = random.Random(20240506)
     async with LocalBotApi() as api:
         people(api)
@@ -125,7 +126,7 @@ async def test_kill_9_at_random_moments_loses_no_escalation(
             # Hazards keep arriving, also while the bot is down: they wait in getUpdates.
             for _ in range(rng.randint(0, 3)):
                 if posted < HAZARDS:
-                    api.post_text(GROUPS[posted % 4], REPORTER, f"{posted}号塔吊配重块松动")
+                    api.post_text(GROUPS[posted % len(GROUPS)], REPORTER, f"{posted}号塔吊配重块松动")
                     posted += 1
             await asyncio.sleep(rng.uniform(0.2, 2.5))
             proc.send_signal(signal.SIGKILL)
@@ -133,7 +134,7 @@ async def test_kill_9_at_random_moments_loses_no_escalation(
             await asyncio.sleep(rng.uniform(0.0, 1.5))
             proc = await _start(config, api.token)
         while posted < HAZARDS:
-            api.post_text(GROUPS[posted % 4], REPORTER, f"{posted}号塔吊配重块松动")
+            api.post_text(GROUPS[posted % len(GROUPS)], REPORTER, f"{posted}号塔吊配重块松动")
             posted += 1
 
         engine = create_engine(kill_db_url)

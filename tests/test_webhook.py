@@ -16,17 +16,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
 from telegram import Bot, Update
-from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.ext import ContextTypes, TypeHandler
 
-from bot.app import build_application, runtime_of
+from bot.app import build_application
 from bot.config import Config
 from bot.sandbox import LocalBotApi
 from bot.webhook import AnswerAfterHandlingQueue, UpdateNotHandled
 from escalation.clock import FakeClock
-from storage.models import HazardRow
-from tests.botkit import people, serving
+from tests.botkit import BotUnderTest, people, serving
 from tests.conftest import CONFIG_TOML, GROUP, REPORTER, T0, Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,21 +61,23 @@ async def post(url: str, update: dict[str, Any], secret: str | None) -> int:
 
 @asynccontextmanager
 async def webhook_bot(
-    config: Config, database: Database, api: LocalBotApi, *, answer_after_handling: bool
-) -> AsyncIterator[tuple[Application[Any, Any, Any, Any, Any, Any], str]]:
-    """The real bot serving its webhook on a free local port; yields it and the webhook URL."""
+    config: Config, database: Database, api: LocalBotApi
+) -> AsyncIterator[tuple[BotUnderTest, str]]:
+    """The real bot serving its webhook on a free local port (answering each delivery once it
+    was handled, as in webhook mode); yields it and the webhook URL."""
     engine = database.engine()
+    clock = FakeClock(T0)
     app = build_application(
         config,
         token=TOKEN,
-        clock=FakeClock(T0),
+        clock=clock,
         db=engine,
         base_url=api.base_url,
         base_file_url=api.base_file_url,
         sweep_every=3600,
         dispatcher_idle=0.05,
         rate_limit=False,
-        webhook=answer_after_handling,
+        webhook=True,
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}/sitewalk"
@@ -94,14 +94,9 @@ async def webhook_bot(
     )
     try:
         async with webhook:
-            yield app, url
+            yield BotUnderTest(api, app, clock), url
     finally:
         await engine.dispose()
-
-
-async def hazards_in(app: Application[Any, Any, Any, Any, Any, Any]) -> list[HazardRow]:
-    async with runtime_of(app).uow() as uow:
-        return list((await uow.hazards._s.execute(select(HazardRow))).scalars())
 
 
 async def test_wrong_or_missing_secret_token_is_refused(config: Config, database: Database) -> None:
@@ -109,7 +104,7 @@ async def test_wrong_or_missing_secret_token_is_refused(config: Config, database
     registers the hazard and its card is sent."""
     async with (
         LocalBotApi(token=TOKEN) as api,
-        webhook_bot(config, database, api, answer_after_handling=True) as (app, url),
+        webhook_bot(config, database, api) as (bot, url),
     ):
         people(api)
         assert api.webhook.url == url
@@ -119,7 +114,7 @@ async def test_wrong_or_missing_secret_token_is_refused(config: Config, database
         assert await post(url, report_update(api, 3), SECRET[:-1]) == 403
         await asyncio.sleep(0.3)  # what a refused post could have set off
         assert api.sent(GROUP) == []
-        assert await hazards_in(app) == []
+        assert await bot.hazards() == []
         assert await post(url, report_update(api, 4), SECRET) == 200
         [card] = await api.wait_sent(GROUP, 1, timeout=10)
         assert "#1" in card["text"]
@@ -137,19 +132,19 @@ async def test_a_delivery_is_answered_only_once_its_update_is_handled(
 
     async with (
         LocalBotApi(token=TOKEN) as api,
-        webhook_bot(config, database, api, answer_after_handling=True) as (app, url),
+        webhook_bot(config, database, api) as (bot, url),
     ):
         people(api)
-        app.add_handler(TypeHandler(Update, held), group=-1)  # before the bot's handlers
+        bot.app.add_handler(TypeHandler(Update, held), group=-1)  # before the bot's handlers
         delivery = asyncio.create_task(post(url, report_update(api, 1), SECRET))
         try:
             await asyncio.sleep(0.5)
             assert not delivery.done()  # queued, not handled: no answer yet
-            assert await hazards_in(app) == []
+            assert await bot.hazards() == []
         finally:
             gate.set()  # a failed assertion must not leave the bot unable to stop
         assert await asyncio.wait_for(delivery, 10) == 200
-        [hazard] = await hazards_in(app)  # committed before the answer
+        [hazard] = await bot.hazards()  # committed before the answer
         assert hazard.number == 1
 
 
@@ -164,10 +159,10 @@ async def test_a_delivery_whose_handling_failed_is_answered_too(
 
     async with (
         LocalBotApi(token=TOKEN) as api,
-        webhook_bot(config, database, api, answer_after_handling=True) as (app, url),
+        webhook_bot(config, database, api) as (bot, url),
     ):
         people(api)
-        app.add_handler(TypeHandler(Update, broken), group=-1)
+        bot.app.add_handler(TypeHandler(Update, broken), group=-1)
         assert await asyncio.wait_for(post(url, report_update(api, 1), SECRET), 10) == 200
 
 
