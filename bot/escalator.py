@@ -217,9 +217,10 @@ class Escalator:
         hazard = to_domain(row)
         lookups = await self._lookups(uow, [row], [hazard])
         events: list[tuple[str, dict[str, Any]]] = []
-        await uow.outbox.add_many(
-            self._render_call(row, row.version, hazard, project_cfg, call, now, lookups, events)
-        )
+        for values in self._render_call(
+            row, row.version, hazard, project_cfg, call, now, lookups, events
+        ):
+            uow.outbox.add(values)  # written with the card, in one statement at commit
         for kind, detail in events:
             uow.events.append(row.id, kind, now, **detail)
 
@@ -407,16 +408,14 @@ class Escalator:
         label = await self.label(uow, member)
         text = self.texts.group_unreachable(people=[label], start_link=self.start_link(row.chat_id))
         uow.outbox.add(
-            OutboxRow(
-                **outbox_values(
-                    row,
-                    "unreachable",
-                    "sendMessage",
-                    row.chat_id,
-                    text,
-                    self._clock.now(),
-                    key=f"{row.id}:unreachable:{dm.recipient_id}",
-                )
+            outbox_values(
+                row,
+                "unreachable",
+                "sendMessage",
+                row.chat_id,
+                text,
+                self._clock.now(),
+                key=f"{row.id}:unreachable:{dm.recipient_id}",
             )
         )
 

@@ -314,19 +314,13 @@ class OutboxDispatcher:
     # ---- marking -----------------------------------------------------------------------------
 
     async def _sent(self, rows: list[OutboxRow], message: Message | None) -> None:
+        message_id = message.message_id if message is not None else None
         async with self._uow() as uow:
-            for current in await self._current(uow, rows):
-                current.status = OutboxStatus.SENT
-                current.sent_at = self._clock.now()
-                current.attempts += 1
-                current.claimed_until = None
-                if message is None:
-                    continue
-                current.sent_message_id = message.message_id
-                if current.purpose == "card" and current.hazard_id is not None:
-                    hazard = await uow.hazards.get(current.hazard_id)
-                    if hazard is not None:
-                        hazard.card_message_id = message.message_id
+            await uow.outbox.mark_sent([row.id for row in rows], self._clock.now(), message_id)
+            if message_id is not None:
+                for row in rows:
+                    if row.purpose == "card" and row.hazard_id is not None:
+                        await uow.hazards.set_card(row.hazard_id, message_id)
             await uow.commit()
 
     async def _unreachable(self, rows: list[OutboxRow], reason: str) -> None:

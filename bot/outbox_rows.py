@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from storage.models import HazardFields, HazardRow, OutboxRow, OutboxStatus
+from storage.models import HazardFields, HazardRow, OutboxStatus
 from storage.uow import UnitOfWork
 
 
@@ -27,19 +27,17 @@ def enqueue_message(
     `key` is unique per intended delivery.
     """
     uow.outbox.add(
-        OutboxRow(
-            **outbox_values(
-                row,
-                purpose,
-                "sendPhoto" if payload and payload.get("photo") else "sendMessage",
-                chat_id,
-                text,
-                now,
-                key=key,
-                reply_to=reply_to,
-                recipient=recipient,
-                payload=payload,
-            )
+        outbox_values(
+            row,
+            purpose,
+            "sendPhoto" if payload and payload.get("photo") else "sendMessage",
+            chat_id,
+            text,
+            now,
+            key=key,
+            reply_to=reply_to,
+            recipient=recipient,
+            payload=payload,
         )
     )
 
@@ -56,17 +54,15 @@ def enqueue_reaction(
 ) -> None:
     """A reaction instead of a reply, where a reaction says enough."""
     uow.outbox.add(
-        OutboxRow(
-            **outbox_values(
-                row,
-                "reaction",
-                "setMessageReaction",
-                chat_id,
-                None,
-                now,
-                key=key,
-                payload={"message_id": message_id, "emoji": emoji},
-            )
+        outbox_values(
+            row,
+            "reaction",
+            "setMessageReaction",
+            chat_id,
+            None,
+            now,
+            key=key,
+            payload={"message_id": message_id, "emoji": emoji},
         )
     )
 

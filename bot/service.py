@@ -212,8 +212,9 @@ class HazardService:
             if existing is not None:  # a redelivered update or an edit of a registered report
                 return Reported(existing.number, None)
             await self.seen(uow, msg.sender)
-            project = await uow.projects.get_or_create(msg.chat_id, project_cfg.name, now)
-            number = await uow.projects.allocate_number(project)
+            project_id, number = await uow.projects.take_number(
+                msg.chat_id, project_cfg.name, now
+            )
             chain = project_cfg.snapshot()
             unresolved = [m.username for m in chain.members_up_to(chain.top) if m.user_id is None]
             chain = chain.with_resolved(
@@ -229,7 +230,7 @@ class HazardService:
             )
             hazard = decision.hazard
             row = HazardRow(
-                project_id=project.id,
+                project_id=project_id,
                 number=number,
                 chat_id=msg.chat_id,
                 report_message_id=msg.message_id,
@@ -288,14 +289,16 @@ class HazardService:
                 deadline=hazard.deadline,
                 now=now,
             )
-            await self.say(
+            # Not `say`: the row is new in this transaction, so no delivery has its key yet.
+            enqueue_message(
                 uow,
                 row,
                 "card",
                 msg.chat_id,
                 card,
-                reply_to=msg.message_id,
+                now,
                 key=f"{row.id}:card",
+                reply_to=msg.message_id,
                 payload={"photo": photo.file_id} if photo else None,
             )
             for call in decision.calls:

@@ -30,6 +30,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -252,6 +254,37 @@ _ADD_OUTBOX = text(
 )
 
 
+_outbox = OutboxRow.metadata.tables["outbox"]
+# A send's mark, built once (building an UPDATE per send cost as much as running it): the rows
+# handed to Telegram, with the message they became, if the method returns one.
+_MARK_SENT = (
+    update(_outbox)
+    .where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=OutboxStatus.SENT,
+        sent_at=bindparam("now"),
+        attempts=_outbox.c.attempts + 1,
+        claimed_until=None,
+        sent_message_id=func.coalesce(
+            bindparam("message_id", type_=Integer), _outbox.c.sent_message_id
+        ),
+    )
+)
+_projects = Project.metadata.tables["projects"]
+_TAKE_NUMBER = (
+    update(_projects)
+    .where(_projects.c.chat_id == bindparam("of_chat", type_=BigInteger))
+    .values(next_number=_projects.c.next_number + 1)
+    .returning(_projects.c.id, _projects.c.next_number)
+)
+_hazards = HazardRow.metadata.tables["hazards"]
+_SET_CARD = (
+    update(_hazards)
+    .where(_hazards.c.id == bindparam("hazard_id"))
+    .values(card_message_id=bindparam("message_id"))
+)
+
+
 def _grouped(
     rows: Iterable[dict[str, Any]], *keys: str
 ) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
@@ -273,6 +306,18 @@ class ProjectRepository:
             self._s.add(project)
             await self._s.flush()
         return project
+
+    async def take_number(self, chat_id: int, name: str, now: datetime) -> tuple[int, int]:
+        """The project's id and its next #N, taken atomically so two processes never share one.
+
+        One statement once the project exists; its first report creates it.
+        """
+        taken = (await self._s.execute(_TAKE_NUMBER, {"of_chat": chat_id})).first()
+        if taken is None:
+            project = await self.get_or_create(chat_id, name, now)
+            return project.id, await self.allocate_number(project)
+        project_id, after = taken
+        return int(project_id), int(after) - 1
 
     async def by_chat(self, chat_id: int) -> Project | None:
         result = await self._s.execute(select(Project).where(Project.chat_id == chat_id))
@@ -314,28 +359,57 @@ class ProjectRepository:
         return result.scalar_one_or_none()
 
 
+@functools.lru_cache(maxsize=8)
+def _person_upsert(postgres: bool, columns: tuple[str, ...]) -> Any:
+    """INSERT a person, or UPDATE `columns` of the one there: built once per dialect and set of
+    columns (building it anew was most of its cost), the values bound at execution."""
+    table = Person.metadata.tables["people"]
+    stmt = (pg_insert if postgres else sqlite_insert)(table)
+    changed = {c: stmt.excluded[c] for c in columns if c != "user_id"}
+    return stmt.on_conflict_do_update(index_elements=["user_id"], set_=changed)
+
+
 class PersonRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
     async def seen(
         self, user_id: int, username: str | None, name: str | None, now: datetime
-    ) -> Person:
-        person = await self._s.get(Person, user_id)
-        if person is None:
-            person = Person(user_id=user_id, started=False)
-            self._s.add(person)
-        person.username = username
-        person.name = name
-        person.last_seen_at = now
-        return person
+    ) -> None:
+        """Remember a person's current username and name: one upsert, no entity.
+
+        Every report and 收到 records its sender; read-then-write through the ORM was a third
+        of a 收到's CPU (benchmarks/ingest.py).
+        """
+        await self._upsert(
+            {"user_id": user_id, "username": username, "name": name, "last_seen_at": now}
+        )
 
     async def mark_started(
         self, user_id: int, username: str | None, name: str | None, now: datetime
     ) -> None:
-        person = await self.seen(user_id, username, name, now)
-        person.started = True
-        person.unreachable_reason = None
+        await self._upsert(
+            {
+                "user_id": user_id,
+                "username": username,
+                "name": name,
+                "last_seen_at": now,
+                "started": True,
+                "unreachable_reason": None,
+            }
+        )
+
+    async def _upsert(self, values: dict[str, Any]) -> None:
+        # The session may hold this person as an entity: write it first, so the upsert does
+        # not race the entity's own INSERT, and refresh it afterwards.
+        await self._s.flush()
+        postgres = _postgres(self._s)
+        await self._s.execute(_person_upsert(postgres, tuple(values)), {"started": False, **values})
+        known = self._s.identity_map.get(self._s.identity_key(Person, values["user_id"]))
+        if known is not None:
+            for key, value in values.items():
+                if key != "user_id":
+                    set_committed_value(known, key, value)
 
     async def mark_unreachable(self, user_id: int, reason: str) -> bool:
         """Record a refused DM; True when we had believed the person reachable until now."""
@@ -402,6 +476,10 @@ class HazardRepository:
 
     async def get(self, hazard_id: int) -> HazardRow | None:
         return await self._s.get(HazardRow, hazard_id)
+
+    async def set_card(self, hazard_id: int, message_id: int) -> None:
+        """The card's message id, so a 收到 replying to the card finds the hazard."""
+        await self._s.execute(_SET_CARD, {"hazard_id": hazard_id, "message_id": message_id})
 
     async def by_number(self, chat_id: int, number: int) -> HazardRow | None:
         result = await self._s.execute(
@@ -541,8 +619,12 @@ class HazardRepository:
 
 
 class EventRepository:
+    """The hazards' history. `append` writes at the next read of events or at commit, all
+    pending events in one statement: through the ORM each was an entity and its own INSERT."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        self._pending: list[dict[str, Any]] = []
 
     def append(
         self,
@@ -554,20 +636,31 @@ class EventRepository:
         actor_name: str | None = None,
         **detail: Any,
     ) -> None:
-        self._s.add(
-            HazardEvent(
-                hazard_id=hazard_id,
-                kind=kind,
-                at=at,
-                actor_id=actor_id,
-                actor_name=actor_name,
-                detail=detail,
-            )
+        self._pending.append(
+            {
+                "hazard_id": hazard_id,
+                "kind": kind,
+                "at": at,
+                "actor_id": actor_id,
+                "actor_name": actor_name,
+                "detail": detail,
+            }
         )
+
+    async def write_pending(self) -> None:
+        """Write what `append` holds; the unit of work calls this before it commits."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await self._s.flush()  # their hazards first: events refer to them
+            await self._write(pending)
 
     async def append_many(self, events: Sequence[dict[str, Any]]) -> None:
         """Many events in one statement: each a dict of hazard_id, kind, at, actor_id,
-        actor_name and detail. Written at once, not at commit, like any statement."""
+        actor_name and detail. Written at once (after those `append` holds, to keep order)."""
+        await self.write_pending()
+        await self._write(events)
+
+    async def _write(self, events: Sequence[dict[str, Any]]) -> None:
         if not events:
             return
         if _postgres(self._s):
@@ -588,6 +681,7 @@ class EventRepository:
         await self._s.execute(insert(HazardEvent.metadata.tables["hazard_events"]), list(events))
 
     async def for_hazard(self, hazard_id: int) -> Sequence[HazardEvent]:
+        await self.write_pending()
         result = await self._s.execute(
             select(HazardEvent).where(HazardEvent.hazard_id == hazard_id).order_by(HazardEvent.id)
         )
@@ -600,6 +694,7 @@ class EventRepository:
         out: dict[int, list[HazardEvent]] = {}
         if not hazard_ids:
             return out
+        await self.write_pending()
         result = await self._s.execute(
             select(HazardEvent)
             .where(
@@ -615,6 +710,7 @@ class EventRepository:
         return out
 
     async def of_kind(self, hazard_id: int, kind: str) -> Sequence[HazardEvent]:
+        await self.write_pending()
         result = await self._s.execute(
             select(HazardEvent)
             .where(HazardEvent.hazard_id == hazard_id, HazardEvent.kind == kind)
@@ -648,14 +744,30 @@ class EvidenceRepository:
 
 
 class OutboxRepository:
+    """Messages to send. `add` writes at the next read of the outbox or at commit, all pending
+    rows in one statement, as `add_many` does for a sweep."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        self._pending: list[dict[str, Any]] = []
 
-    def add(self, row: OutboxRow) -> None:
-        self._s.add(row)
+    def add(self, values: dict[str, Any]) -> None:
+        """One row, from `bot.outbox_rows.outbox_values`."""
+        self._pending.append(values)
+
+    async def write_pending(self) -> None:
+        """Write what `add` holds; the unit of work calls this before it commits."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await self._s.flush()  # their hazards first: rows refer to them
+            await self._write(pending)
 
     async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Many rows in one statement, from `bot.outbox_rows.outbox_values`."""
+        await self.write_pending()
+        await self._write(rows)
+
+    async def _write(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
         if _postgres(self._s):
@@ -708,6 +820,7 @@ class OutboxRepository:
         takes one chat's rows; `private` only DMs (True) or only groups (False); `skip_chats`
         leaves out chats this process is still sending to.
         """
+        await self.write_pending()
         stmt = select(OutboxRow).where(
             OutboxRow.status == OutboxStatus.PENDING,
             OutboxRow.not_before <= now,
@@ -748,23 +861,35 @@ class OutboxRepository:
             renewed.update(int(i) for i in result.scalars())
         return renewed
 
+    async def mark_sent(
+        self, outbox_ids: Sequence[int], now: datetime, message_id: int | None
+    ) -> None:
+        """Rows handed to Telegram (merged notices share one message): one UPDATE, no entities."""
+        await self._s.execute(
+            _MARK_SENT, {"ids": list(outbox_ids), "now": now, "message_id": message_id}
+        )
+
     async def get(self, outbox_id: int) -> OutboxRow | None:
+        await self.write_pending()
         return await self._s.get(OutboxRow, outbox_id)
 
     async def get_many(self, outbox_ids: Sequence[int]) -> list[OutboxRow]:
         """The rows with these ids, in id order."""
+        await self.write_pending()
         result = await self._s.execute(
             select(OutboxRow).where(OutboxRow.id.in_(list(outbox_ids))).order_by(OutboxRow.id)
         )
         return list(result.scalars())
 
     async def pending_count(self) -> int:
+        await self.write_pending()
         result = await self._s.execute(
             select(func.count()).where(OutboxRow.status == OutboxStatus.PENDING)
         )
         return int(result.scalar_one())
 
     async def next_ready_at(self) -> datetime | None:
+        await self.write_pending()
         result = await self._s.execute(
             select(OutboxRow.not_before)
             .where(OutboxRow.status == OutboxStatus.PENDING)
@@ -774,6 +899,7 @@ class OutboxRepository:
         return result.scalar_one_or_none()
 
     async def for_hazard(self, hazard_id: int) -> Sequence[OutboxRow]:
+        await self.write_pending()
         result = await self._s.execute(
             select(OutboxRow).where(OutboxRow.hazard_id == hazard_id).order_by(OutboxRow.id)
         )
@@ -781,6 +907,7 @@ class OutboxRepository:
 
     async def by_sent_message(self, chat_id: int, message_id: int) -> OutboxRow | None:
         """The row that became this bot message, e.g. the escalation DM a supervisor replied to."""
+        await self.write_pending()
         result = await self._s.execute(
             select(OutboxRow)
             .where(OutboxRow.chat_id == chat_id, OutboxRow.sent_message_id == message_id)
@@ -790,6 +917,8 @@ class OutboxRepository:
 
     async def has_key(self, key: str) -> bool:
         """Whether a delivery with this dedupe key was already written."""
+        if any(row["dedupe_key"] == key for row in self._pending):
+            return True
         result = await self._s.execute(
             select(OutboxRow.id).where(OutboxRow.dedupe_key == key).limit(1)
         )

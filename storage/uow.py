@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.repositories import (
     EventRepository,
@@ -54,16 +54,18 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         assert self._session is not None
+        await self.flush()
         await self._session.commit()
 
-    def savepoint(self) -> AsyncSessionTransaction:
-        """A nested transaction: what fails inside it is undone alone, the rest stays."""
-        assert self._session is not None
-        return self._session.begin_nested()
-
     async def flush(self) -> None:
+        """Write everything pending: entities, then the events and outbox rows held back.
+
+        (There is no savepoint: a savepoint rolled back could not take back the rows held.)
+        """
         assert self._session is not None
         await self._session.flush()
+        await self.events.write_pending()
+        await self.outbox.write_pending()
 
 
 class UnitOfWorkFactory:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 from datetime import timedelta
+from typing import Any
 
 from alembic import command
 from sqlalchemy import Connection, inspect
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.outbox_rows import outbox_values
 from escalation.hazard import HazardState, Tick, decide
 from storage.db import _alembic_config, migrate
-from storage.models import HazardRow, OutboxRow, OutboxStatus
+from storage.models import HazardRow, OutboxStatus
 from storage.repositories import to_domain
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import GROUP, T0
@@ -60,12 +61,12 @@ async def _hazard(uow: UnitOfWorkFactory, *, number_hint: str = "") -> int:
 
 def _pending(
     hid: int, chat: int, text: str, key: str, *, purpose: str = "dm", recipient: int | None = None
-) -> OutboxRow:
+) -> dict[str, Any]:
     """A pending sendMessage for the outbox tests, due at T0."""
     values = outbox_values(
         None, purpose, "sendMessage", chat, text, T0, key=key, recipient=recipient
     )
-    return OutboxRow(**{**values, "hazard_id": hid})
+    return {**values, "hazard_id": hid}
 
 
 async def test_migration_creates_every_table(db_engine: AsyncEngine) -> None:
@@ -91,9 +92,11 @@ async def test_revision_0004_goes_down_and_up_with_the_data_kept(
     async with uow() as u:
         u.events.append(hazard_id, "acknowledged", T0, actor_id=7, actor_name="王工")
         u.events.append(hazard_id, "escalated", T0, level=2)
-        row = OutboxRow(**outbox_values(None, "dm", "sendMessage", 7, "hi", T0, key="k1"))
-        row.sent_message_id = 555
-        u.outbox.add(row)
+        u.outbox.add(outbox_values(None, "dm", "sendMessage", 7, "hi", T0, key="k1"))
+        await u.commit()
+    async with uow() as u:
+        (claimed,) = await u.outbox.claim(T0, timedelta(seconds=30), 1)
+        await u.outbox.mark_sent([claimed.id], T0, 555)
         await u.commit()
     async with db_engine.connect() as conn:
         assert "ix_hazard_events_acked" in await conn.run_sync(_index_names, "hazard_events")
@@ -377,3 +380,73 @@ async def test_people_started_and_unreachable(uow: UnitOfWorkFactory) -> None:
         person = (await u.people.get_many([1002]))[1002]
         assert not person.started
         assert person.unreachable_reason == "bot was blocked by the user"
+
+
+async def test_held_back_events_and_outbox_rows_are_seen_by_reads_in_order(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """`events.append` and `outbox.add` write at the next read or at commit: a read in the same
+    transaction sees them, in the order they were made, before rows written at once after them;
+    nothing is written without a commit."""
+    hid = await _hazard(uow)
+    async with uow() as u:
+        u.events.append(hid, "acknowledged", T0, actor_id=7, actor_name="王工")
+        await u.events.append_many(
+            [
+                {
+                    "hazard_id": hid,
+                    "kind": "escalated",
+                    "at": T0,
+                    "actor_id": None,
+                    "actor_name": None,
+                    "detail": {"level": 2},
+                }
+            ]
+        )
+        u.events.append(hid, "going", T0, actor_id=8)
+        assert [e.kind for e in await u.events.for_hazard(hid)] == [
+            "acknowledged",
+            "escalated",
+            "going",
+        ]
+        u.outbox.add(_pending(hid, 1002, "#1", "k1"))
+        assert await u.outbox.has_key("k1")
+        assert [r.dedupe_key for r in await u.outbox.for_hazard(hid)] == ["k1"]
+    async with uow() as u:  # the transaction above was never committed
+        assert await u.events.for_hazard(hid) == []
+        assert not await u.outbox.has_key("k1")
+        u.events.append(hid, "acknowledged", T0, actor_id=7)
+        u.outbox.add(_pending(hid, 1002, "#1", "k1"))
+        await u.commit()
+    async with uow() as u:
+        assert [e.actor_id for e in await u.events.for_hazard(hid)] == [7]
+        assert await u.outbox.has_key("k1")
+
+
+async def test_seeing_a_person_updates_their_names_and_keeps_their_start(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """`people.seen` is an upsert: a new person is not started; a known one gets the current
+    username and name and keeps pressing Start; `mark_started` sets it and clears a refusal."""
+    async with uow() as u:
+        await u.people.seen(77, "wang", "老王", T0)
+        await u.commit()
+    async with uow() as u:
+        await u.people.mark_unreachable(77, "blocked")
+        await u.commit()
+    async with uow() as u:
+        (before,) = (await u.people.get_many([77])).values()
+        assert (before.username, before.name, before.started) == ("wang", "老王", False)
+        await u.people.mark_started(77, "wang", "老王", T0)
+        await u.commit()
+    async with uow() as u:
+        (known,) = (await u.people.get_many([77])).values()
+        await u.people.seen(77, "wang2", "王工", T0 + timedelta(hours=1))
+        assert known.username == "wang2"  # an entity already loaded is kept truthful
+        await u.commit()
+    async with uow() as u:
+        (after,) = (await u.people.get_many([77])).values()
+        assert (after.username, after.name, after.started) == ("wang2", "王工", True)
+        assert after.unreachable_reason is None
+        assert after.last_seen_at == T0 + timedelta(hours=1)
+        assert await u.people.ids_for_usernames(["WANG2"]) == {"wang2": 77}
