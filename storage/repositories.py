@@ -285,6 +285,47 @@ _SET_CARD = (
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _claim_statement(postgres: bool, mode: str) -> Any:
+    """Lease ready rows in one UPDATE ... RETURNING: `mode` is "chat" (one chat's, in order),
+    "dm", "group" or "any" (private chats first). Built once per dialect and mode; the rows it
+    steps over with SKIP LOCKED are another process's. It was a SELECT, then an UPDATE per row."""
+    ready = select(OutboxRow.id).where(
+        OutboxRow.status == OutboxStatus.PENDING,
+        # Typed by their columns (UTCDateTime): SQLite compares the stored text.
+        OutboxRow.not_before <= bindparam("now"),
+        or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= bindparam("now")),
+    )
+    if mode == "chat":
+        ready = ready.where(OutboxRow.chat_id == bindparam("chat", type_=BigInteger))
+        ready = ready.order_by(OutboxRow.id)
+    else:
+        if mode != "any":
+            ready = ready.where(OutboxRow.chat_id > 0 if mode == "dm" else OutboxRow.chat_id < 0)
+        ready = ready.where(OutboxRow.chat_id.not_in(bindparam("skip", expanding=True)))
+        ready = ready.order_by(case((OutboxRow.chat_id > 0, 0), else_=1), OutboxRow.id)
+    ready = ready.limit(bindparam("lim", type_=Integer))
+    if postgres:
+        ready = ready.with_for_update(skip_locked=True, key_share=True)
+    return (
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ready.scalar_subquery()))
+        .values(claimed_until=bindparam("until"))
+        .returning(OutboxRow)
+        .execution_options(synchronize_session=False)
+    )
+
+# Every 收到 looks up the message it replies to: built once (building it cost as much as
+# running it), the values bound at execution.
+_BY_MESSAGE = select(HazardRow).where(
+    HazardRow.chat_id == bindparam("of_chat"),
+    or_(
+        HazardRow.report_message_id == bindparam("message"),
+        HazardRow.card_message_id == bindparam("message"),
+    ),
+)
+
+
 def _grouped(
     rows: Iterable[dict[str, Any]], *keys: str
 ) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
@@ -489,15 +530,7 @@ class HazardRepository:
 
     async def by_message(self, chat_id: int, message_id: int) -> HazardRow | None:
         """The hazard whose report or card is this message."""
-        result = await self._s.execute(
-            select(HazardRow).where(
-                HazardRow.chat_id == chat_id,
-                or_(
-                    HazardRow.report_message_id == message_id,
-                    HazardRow.card_message_id == message_id,
-                ),
-            )
-        )
+        result = await self._s.execute(_BY_MESSAGE, {"of_chat": chat_id, "message": message_id})
         return result.scalars().first()
 
     async def active_in_chat(self, chat_id: int) -> Sequence[HazardRow]:
@@ -821,22 +854,18 @@ class OutboxRepository:
         leaves out chats this process is still sending to.
         """
         await self.write_pending()
-        stmt = select(OutboxRow).where(
-            OutboxRow.status == OutboxStatus.PENDING,
-            OutboxRow.not_before <= now,
-            or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now),
-        )
-        if chat_id is not None:
-            stmt = stmt.where(OutboxRow.chat_id == chat_id).order_by(OutboxRow.id)
-        else:
-            if private is not None:
-                stmt = stmt.where(OutboxRow.chat_id > 0 if private else OutboxRow.chat_id < 0)
-            if skip_chats:
-                stmt = stmt.where(OutboxRow.chat_id.not_in(list(skip_chats)))
-            stmt = stmt.order_by(case((OutboxRow.chat_id > 0, 0), else_=1), OutboxRow.id)
-        rows = (await self._s.execute(_skip_locked(self._s, stmt.limit(limit)))).scalars().all()
-        for row in rows:
-            row.claimed_until = now + lease
+        mode = "chat" if chat_id is not None else {None: "any", True: "dm", False: "group"}[private]
+        params = {
+            "now": now,
+            "until": now + lease,
+            "lim": limit,
+            "chat": chat_id or 0,
+            "skip": list(skip_chats),
+        }
+        stmt = _claim_statement(_postgres(self._s), mode)
+        rows = list((await self._s.scalars(stmt, params)).all())
+        # RETURNING keeps no order: the order of the inner SELECT, again.
+        rows.sort(key=lambda r: (r.id,) if mode == "chat" else (r.chat_id < 0, r.id))
         return rows
 
     async def renew_many(self, held: Sequence[tuple[int, datetime]], until: datetime) -> set[int]:
