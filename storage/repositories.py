@@ -315,6 +315,7 @@ def _claim_statement(postgres: bool, mode: str) -> Any:
         .execution_options(synchronize_session=False)
     )
 
+
 # Every 收到 looks up the message it replies to: built once (building it cost as much as
 # running it), the values bound at execution.
 _BY_MESSAGE = select(HazardRow).where(
@@ -651,13 +652,27 @@ class HazardRepository:
         return result.scalars().all()
 
 
-class EventRepository:
-    """The hazards' history. `append` writes at the next read of events or at commit, all
-    pending events in one statement: through the ORM each was an entity and its own INSERT."""
+class _HeldRows:
+    """Rows kept back and written at the next read of their table or at commit, all in one
+    statement: through the ORM each was an entity and an INSERT of its own."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
         self._pending: list[dict[str, Any]] = []
+
+    async def write_pending(self) -> None:
+        """Write the rows held; the unit of work calls this before it commits."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await self._s.flush()  # their hazards first: the rows refer to them
+            await self._write(pending)
+
+    async def _write(self, rows: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class EventRepository(_HeldRows):
+    """The hazards' history; `append` is held (see _HeldRows)."""
 
     def append(
         self,
@@ -679,13 +694,6 @@ class EventRepository:
                 "detail": detail,
             }
         )
-
-    async def write_pending(self) -> None:
-        """Write what `append` holds; the unit of work calls this before it commits."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await self._s.flush()  # their hazards first: events refer to them
-            await self._write(pending)
 
     async def append_many(self, events: Sequence[dict[str, Any]]) -> None:
         """Many events in one statement: each a dict of hazard_id, kind, at, actor_id,
@@ -776,24 +784,12 @@ class EvidenceRepository:
         return result.scalar_one_or_none()
 
 
-class OutboxRepository:
-    """Messages to send. `add` writes at the next read of the outbox or at commit, all pending
-    rows in one statement, as `add_many` does for a sweep."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._s = session
-        self._pending: list[dict[str, Any]] = []
+class OutboxRepository(_HeldRows):
+    """Messages to send; `add` is held (see _HeldRows)."""
 
     def add(self, values: dict[str, Any]) -> None:
         """One row, from `bot.outbox_rows.outbox_values`."""
         self._pending.append(values)
-
-    async def write_pending(self) -> None:
-        """Write what `add` holds; the unit of work calls this before it commits."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await self._s.flush()  # their hazards first: rows refer to them
-            await self._write(pending)
 
     async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Many rows in one statement, from `bot.outbox_rows.outbox_values`."""
