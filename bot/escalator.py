@@ -16,7 +16,7 @@ from escalation.chain import ChainSnapshot, Member
 from escalation.clock import Clock
 from escalation.hazard import CallLevel, Decision, Hazard, Tick, decide
 from storage.models import HazardFields, HazardRow, OutboxRow
-from storage.repositories import DueHazard, PersonCard, to_domain
+from storage.repositories import DueHazard, PersonCard, event_values, to_domain
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,7 @@ def _event(hazard_id: int, kind: str, at: datetime, detail: dict[str, Any]) -> d
     if "actor_id" in detail or "actor_name" in detail:  # the sweep's own events have neither
         detail = dict(detail)
         actor_id, actor_name = detail.pop("actor_id", None), detail.pop("actor_name", None)
-    return {
-        "hazard_id": hazard_id,
-        "kind": kind,
-        "at": at,
-        "actor_id": actor_id,
-        "actor_name": actor_name,
-        "detail": detail,
-    }
+    return event_values(hazard_id, kind, at, actor_id, actor_name, detail)
 
 
 class Escalator:

@@ -652,6 +652,25 @@ class HazardRepository:
         return result.scalars().all()
 
 
+def event_values(
+    hazard_id: int,
+    kind: str,
+    at: datetime,
+    actor_id: int | None,
+    actor_name: str | None,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """An event as plain values, for EventRepository.append and append_many."""
+    return {
+        "hazard_id": hazard_id,
+        "kind": kind,
+        "at": at,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "detail": detail,
+    }
+
+
 class _HeldRows:
     """Rows kept back and written at the next read of their table or at commit, all in one
     statement: through the ORM each was an entity and an INSERT of its own."""
@@ -684,16 +703,7 @@ class EventRepository(_HeldRows):
         actor_name: str | None = None,
         **detail: Any,
     ) -> None:
-        self._pending.append(
-            {
-                "hazard_id": hazard_id,
-                "kind": kind,
-                "at": at,
-                "actor_id": actor_id,
-                "actor_name": actor_name,
-                "detail": detail,
-            }
-        )
+        self._pending.append(event_values(hazard_id, kind, at, actor_id, actor_name, detail))
 
     async def append_many(self, events: Sequence[dict[str, Any]]) -> None:
         """Many events in one statement: each a dict of hazard_id, kind, at, actor_id,
