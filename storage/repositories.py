@@ -356,25 +356,14 @@ class ProjectRepository:
         """
         taken = (await self._s.execute(_TAKE_NUMBER, {"of_chat": chat_id})).first()
         if taken is None:
-            project = await self.get_or_create(chat_id, name, now)
-            return project.id, await self.allocate_number(project)
+            await self.get_or_create(chat_id, name, now)
+            taken = (await self._s.execute(_TAKE_NUMBER, {"of_chat": chat_id})).one()
         project_id, after = taken
         return int(project_id), int(after) - 1
 
     async def by_chat(self, chat_id: int) -> Project | None:
         result = await self._s.execute(select(Project).where(Project.chat_id == chat_id))
         return result.scalar_one_or_none()
-
-    async def allocate_number(self, project: Project) -> int:
-        """The next #N of this project, taken atomically so two processes never share one."""
-        stmt = (
-            update(Project)
-            .where(Project.id == project.id)
-            .values(next_number=Project.next_number + 1)
-            .returning(Project.next_number)
-        )
-        after = (await self._s.execute(stmt)).scalar_one()
-        return int(after) - 1
 
     async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None:
         """A group became a supergroup: the project and its hazards follow the new id."""

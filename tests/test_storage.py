@@ -23,10 +23,9 @@ from tests.conftest import GROUP, T0
 
 async def _hazard(uow: UnitOfWorkFactory, *, number_hint: str = "") -> int:
     async with uow() as u:
-        project = await u.projects.get_or_create(GROUP, "邮政南苑小区改造", T0)
-        number = await u.projects.allocate_number(project)
+        project_id, number = await u.projects.take_number(GROUP, "邮政南苑小区改造", T0)
         row = HazardRow(
-            project_id=project.id,
+            project_id=project_id,
             number=number,
             chat_id=GROUP,
             report_message_id=100 + number,
