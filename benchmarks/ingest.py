@@ -145,7 +145,7 @@ async def one_run(
 
 
 async def run(quick: bool, workdir: Path) -> list[Figure]:
-    count, rounds = (1500, 1) if quick else (10000, 3)
+    count, rounds = (1000, 1) if quick else (10000, 3)
     figures = []
     async with LocalBotApi(token=TOKEN) as api:
         fleet = Fleet(GROUPS, api.root, "")

@@ -1,0 +1,55 @@
+"""The benchmark harness's own bookkeeping: what it reads off the local Bot API's call log."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+from benchmarks.common import level_member
+from benchmarks.lateness import SentDms
+from benchmarks.outbound import max_in_window, rates
+from bot.sandbox import ApiCall, LocalBotApi
+
+
+def _log(calls: list[ApiCall]) -> LocalBotApi:
+    return cast(LocalBotApi, SimpleNamespace(calls=calls))
+
+
+def _dm(group: int, number: int, at: float, status: int = 0) -> ApiCall:
+    params: dict[str, Any] = {"chat_id": level_member(group, 2), "text": f"#{number} 已超时"}
+    return ApiCall("sendMessage", params, at, status)
+
+
+def test_a_pending_long_poll_holds_back_no_dm_answered_after_it() -> None:
+    poll = ApiCall("getUpdates", {"timeout": 10}, 0.0)  # still waiting for updates
+    late = _dm(1, 7, 2.0)  # sent, not answered yet
+    calls = [poll, _dm(0, 3, 1.0, status=200), late]
+    dms = SentDms(_log(calls), groups=2)
+
+    assert dms.update() == {(0, 3): 1.0}
+
+    late.status = 200
+    poll.status = 200
+    calls.append(_dm(1, 8, 3.0, status=200))
+    assert dms.update() == {(0, 3): 1.0, (1, 7): 2.0, (1, 8): 3.0}
+    assert dms.update() == {(0, 3): 1.0, (1, 7): 2.0, (1, 8): 3.0}
+
+
+def test_refused_dms_and_other_chats_are_not_counted_as_sent() -> None:
+    refused = _dm(0, 1, 1.0, status=403)
+    level3 = ApiCall("sendMessage", {"chat_id": level_member(0, 3), "text": "#2"}, 1.5, 200)
+    dms = SentDms(_log([refused, level3, _dm(0, 3, 2.0, status=200)]), groups=1)
+    assert dms.update() == {(0, 3): 2.0}
+
+
+def test_outbound_rates_count_sent_messages_by_window_and_group() -> None:
+    assert max_in_window([0.0, 0.5, 0.99, 1.0, 1.5], 1.0) == 3
+    calls = [
+        ApiCall("sendMessage", {"chat_id": -100}, t, 200) for t in (0.0, 10.0, 59.9, 60.0)
+    ]
+    calls += [
+        ApiCall("sendMessage", {"chat_id": -200}, 0.5, 429),  # refused: never delivered
+        ApiCall("setMessageReaction", {"chat_id": -200}, 0.6, 200),  # not a message
+        ApiCall("sendMessage", {"chat_id": 42}, 0.7, 200),  # a DM: overall only
+    ]
+    assert rates(calls) == (2, 3, 5)
