@@ -12,16 +12,16 @@ from escalation.evidence import Refusal
 
 _T: dict[str, dict[str, str]] = {
     "card": {
-        "zh": "⚠️ 隐患 #{n} 已登记{category}\n「{text}」\n请 {role} {people} 在 {deadline} 前到现场,"
+        "zh": "⚠️ 隐患 #{n} 已登记{category}\n「{text}」\n请 {called} 在 {deadline} 前到现场,"
         "回复照片或位置确认。「收到」不算到场。",
-        "en": '⚠️ Hazard #{n} registered{category}\n"{text}"\n{role} {people}: go to the site '
+        "en": '⚠️ Hazard #{n} registered{category}\n"{text}"\n{called}: go to the site '
         'before {deadline} and reply with a photo or your location. "Noted" does not count.',
     },
     "card_critical": {
-        "zh": "🛑 紧急隐患 #{n}{category}\n「{text}」\n立即停工,人员撤离危险区域!\n请 {role} {people} "
+        "zh": "🛑 紧急隐患 #{n}{category}\n「{text}」\n立即停工,人员撤离危险区域!\n请 {called} "
         "在 {deadline} 前到现场,回复照片或位置确认。",
         "en": '🛑 Critical hazard #{n}{category}\n"{text}"\nStop work and clear the area now!\n'
-        "{role} {people}: be on site before {deadline} and reply with a photo or your location.",
+        "{called}: be on site before {deadline} and reply with a photo or your location.",
     },
     "ack_reminder": {
         "zh": "「收到」不算到场确认:请到现场后回复照片或位置,#{n} 还剩 {left}",
@@ -59,8 +59,8 @@ _T: dict[str, dict[str, str]] = {
         "en": "Level {levels} was skipped while the service was down.",
     },
     "group_escalated": {
-        "zh": "🔺 #{n} 已超时,升级到第{level}级:{role} {people}{unreachable}",
-        "en": "🔺 #{n} is overdue; escalated to level {level}: {role} {people}{unreachable}",
+        "zh": "🔺 #{n} 已超时,升级到第{level}级:{called}{unreachable}",
+        "en": "🔺 #{n} is overdue; escalated to level {level}: {called}{unreachable}",
     },
     "group_repeat": {
         "zh": "⏰ #{n} 仍无人到场,已再次提醒 {role}({k}/{of})。",
@@ -330,6 +330,14 @@ class Texts:
             shown.append(self._t("more", k=len(labels) - MAX_NAMES))
         return ("、" if self.language == "zh" else ", ").join(shown)
 
+    def called(self, role: str, labels: Sequence[str]) -> str:
+        """A level's role and its people; the role once where every name shown already carries
+        it, as group nicknames often do (监理 监理张工 reads as a stutter)."""
+        people = self.people(labels)
+        if labels and all(label.startswith(role) for label in labels[:MAX_NAMES]):
+            return people
+        return f"{role} {people}"
+
     def left(self, delta: timedelta) -> str:
         minutes = int(delta.total_seconds() // 60)
         return self._t("left", m=minutes) if minutes > 0 else self._t("overdue_now")
@@ -356,8 +364,7 @@ class Texts:
             n=number,
             text=_quote(text),
             category=cat,
-            role=role,
-            people=self.people(people),
+            called=self.called(role, people),
             deadline=self.due(deadline, now),
         )
 
@@ -467,8 +474,7 @@ class Texts:
             "group_escalated",
             n=number,
             level=level,
-            role=role,
-            people=self.people(people),
+            called=self.called(role, people),
             unreachable=extra,
         )
 

@@ -49,6 +49,29 @@ def test_long_name_lists_are_cut_with_a_count() -> None:
     assert "工人30" not in text
 
 
+def test_a_role_every_name_already_carries_is_said_once() -> None:
+    """Group nicknames often carry the role (监理张工): the card and notice don't stutter."""
+    at = datetime(2026, 5, 6, 1, 40, tzinfo=UTC)
+    card = ZH.card(
+        number=1,
+        text="塔吊配重松动",
+        category=None,
+        critical=False,
+        role="监理",
+        people=["监理张工", "监理李工"],
+        deadline=at,
+    )
+    assert "请 监理张工、监理李工 在 09:40 前到现场" in card
+    notice = ZH.group_escalated(
+        number=1, level=2, role="监理", people=["监理张工"], unreachable=[], start_link="t.me/x"
+    )
+    assert notice == "🔺 #1 已超时,升级到第2级:监理张工"
+    # Anyone whose name does not carry it keeps the role in front of the whole list.
+    assert ZH.called("监理", ["监理张工", "李工"]) == "监理 监理张工、李工"
+    assert EN.called("Supervisor", ["@zhang"]) == "Supervisor @zhang"
+    assert ZH.called("监理", []) == "监理 无"
+
+
 def test_no_rendered_text_outgrows_the_limit() -> None:
     """Even a 10,000-character title or reason is clipped below Telegram's 4096."""
     long = "长" * 10_000
