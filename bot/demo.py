@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,15 +97,19 @@ class Line:
 def run_demo(*, speed: float = 240.0, language: str = "zh") -> int:
     """Run the replay and print its timeline; returns the exit code."""
     logging.basicConfig(level=logging.WARNING)
+    # A sweep tick that starts late (a slow machine loading the classifier) is harmless, since
+    # the next tick reads the same rows; in the replay's output it is only noise.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     return asyncio.run(_demo(speed, language))
 
 
 async def _demo(speed: float, language: str) -> int:
     start = datetime(2024, 5, 6, 9, 0, tzinfo=TZ).astimezone(UTC)
-    # A minute of lead time, so that the set-up happens before the 09:00 report.
-    clock = ScaledClock(start - timedelta(minutes=1), speed)
+    # The clock stands at 08:59 until the bot is up and has greeted the chain (see below).
+    clock = ScaledClock(start - timedelta(minutes=1), speed, paused=True)
     config = parse_config(DEMO_CONFIG.format(language=language))
     lines: list[Line] = []
+    progress = _Progress()
     print(f"sitewalk demo: 清江浦, 2024-05-06, time runs {speed:g}× faster; Ctrl-C stops it.\n")
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
@@ -130,20 +135,23 @@ async def _demo(speed: float, language: str) -> int:
                     poll_interval=0.05, timeout=1, allowed_updates=Update.ALL_TYPES
                 )
                 await app.start()
-                for user in (SAFETY, SUPERVISOR, SUPERVISOR_2, CHIEF, HOUSING):
+                chain = (SAFETY, SUPERVISOR, SUPERVISOR_2, CHIEF, HOUSING)
+                for user in chain:
                     api.start_bot(user)
+                await api.wait_for(lambda: _greeted(api) >= set(chain), timeout=60)
+                clock.resume()  # the story starts now, whatever the set-up took
                 report_id: int | None = None
                 for minute, user, text, is_reply in SCRIPT:
                     await _sleep_until(clock, start + timedelta(minutes=minute))
                     msg = api.post_text(GROUP, user, text, reply_to=report_id if is_reply else None)
                     report_id = report_id or msg["message_id"]
                     lines.append(Line(clock.now(), f"[群] {NAMES[user]}", text))
-                    _progress(clock)
+                    progress(clock)
                 while clock.now() < start + timedelta(minutes=END_MINUTES):
                     await asyncio.sleep(0.5)
-                    _progress(clock)
+                    progress(clock)
                 await runtime.dispatcher.drain()
-                print("\r" + " " * 40 + "\r", end="")
+                progress.done()
                 lines.extend(_bot_lines(api, clock))
                 acked = await _acknowledgers(runtime)
                 await app.updater.stop()
@@ -158,6 +166,15 @@ def _is_escalation_dm(line: Line) -> bool:
     return line.who.startswith("[机器人→私信") and line.text.startswith(("🔺", "🛑", "⏰"))
 
 
+def _greeted(api: LocalBotApi) -> set[int]:
+    """Who has had the bot's answer to their /start."""
+    return {
+        int(call.params.get("chat_id", 0) or 0)
+        for call in api.calls
+        if call.method == "sendMessage" and call.status == 200
+    }
+
+
 def _cast(api: LocalBotApi) -> None:
     api.group(GROUP, "清江浦房产2021老小区改造")
     for uid, name in NAMES.items():
@@ -170,8 +187,27 @@ async def _sleep_until(clock: ScaledClock, when: datetime) -> None:
         await asyncio.sleep(delay)
 
 
-def _progress(clock: ScaledClock) -> None:
-    print(f"\r  … {clock.now().astimezone(TZ):%H:%M}", end="", flush=True)
+class _Progress:
+    """The replay's clock on stderr: redrawn in place on a terminal; elsewhere (a log, a pipe)
+    one line per half hour of the story, not a row of carriage returns."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._shown: str | None = None
+
+    def __call__(self, clock: ScaledClock) -> None:
+        now = clock.now().astimezone(TZ)
+        if self._tty:
+            print(f"\r  … {now:%H:%M}", end="", file=sys.stderr, flush=True)
+            return
+        half_hour = f"{now:%H}:{now.minute // 30 * 30:02d}"
+        if half_hour != self._shown:
+            self._shown = half_hour
+            print(f"  … {half_hour}", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self._tty:
+            print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
 
 
 def _bot_lines(api: LocalBotApi, clock: ScaledClock) -> list[Line]:

@@ -32,3 +32,27 @@ def test_demo_replays_the_morning_offline_and_escalates() -> None:
     assert len(dms) > len(escalations)
     assert f"升级私信 {len(escalations)} 条" in out
     assert "Traceback" not in done.stderr
+
+
+def test_the_story_keeps_its_times_however_long_the_set_up_takes() -> None:
+    """The replay's clock waits at 08:59 until the bot is up and has greeted the chain, so the
+    report is at 09:00 and each 收到 at its minute, even at 960x on a slow machine (where the
+    set-up used to eat half an hour of the story). Progress goes to stderr, not the timeline."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo", "--speed", "960"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("sitewalk demo:")
+    assert "09:00  [群] 安全巡查员: 3号楼塔吊配重块松动,存在安全隐患,下面还有工人在干活" in lines
+    assert "09:02  [群] 项目安全员老王: 收到" in lines
+    assert "09:12  [群] 公司安全员: 收到,已起草书面处罚决定书" in lines
+    greetings = [line for line in lines if "你好" in line]
+    assert len(greetings) == 5
+    assert all(line.startswith("08:59  [机器人→私信") for line in greetings)
+    assert "…" not in done.stdout
+    assert "  … 09:00" in done.stderr.splitlines()
