@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from bot.clock import ScaledClock
 
 
 def test_demo_replays_the_morning_offline_and_escalates() -> None:
@@ -56,3 +60,18 @@ def test_the_story_keeps_its_times_however_long_the_set_up_takes() -> None:
     assert all(line.startswith("08:59  [机器人→私信") for line in greetings)
     assert "…" not in done.stdout
     assert "  … 09:00" in done.stderr.splitlines()
+
+
+def test_a_paused_clock_stands_still_until_resumed_then_runs_scaled() -> None:
+    """The demo's clock: `start` while paused (and for readings taken then), scaled after."""
+    start = datetime(2024, 5, 6, 0, 59, tzinfo=UTC)
+    clock = ScaledClock(start, 240.0, paused=True)
+    before = time.monotonic()
+    time.sleep(0.02)
+    assert clock.now() == start
+    clock.resume()
+    time.sleep(0.05)
+    ran = clock.now() - start
+    assert timedelta(seconds=0.05 * 240) <= ran < timedelta(seconds=2 * 240)
+    assert clock.at_monotonic(before) == start  # a call logged during the set-up
+    assert clock.real_seconds_until(start + timedelta(minutes=4)) < 1.0
