@@ -7,19 +7,29 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot.clock import ScaledClock
 
 
-def test_demo_replays_the_morning_offline_and_escalates() -> None:
-    """The report gets #1, 收到 gets one reminder and reactions, the deadline DMs the supervisors
-    with the list of who only typed 收到, and the summary counts escalation DMs, not greetings."""
-    done = subprocess.run(
+@pytest.fixture(scope="module")
+def replay() -> subprocess.CompletedProcess[str]:
+    """One run of `sitewalk demo` at 960x, shared: each run takes 10-15 s."""
+    return subprocess.run(
         [sys.executable, "-m", "bot.cli", "demo", "--speed", "960"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_demo_replays_the_morning_offline_and_escalates(
+    replay: subprocess.CompletedProcess[str],
+) -> None:
+    """The report gets #1, 收到 gets one reminder and reactions, the deadline DMs the supervisors
+    with the list of who only typed 收到, and the summary counts escalation DMs, not greetings."""
+    done = replay
     out = done.stdout
     assert done.returncode == 0, done.stderr[-2000:]
     assert "⚠️ 隐患 #1 已登记" in out
@@ -38,17 +48,13 @@ def test_demo_replays_the_morning_offline_and_escalates() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_the_story_keeps_its_times_however_long_the_set_up_takes() -> None:
+def test_the_story_keeps_its_times_however_long_the_set_up_takes(
+    replay: subprocess.CompletedProcess[str],
+) -> None:
     """The replay's clock waits at 08:59 until the bot is up and has greeted the chain, so the
     report is at 09:00 and each 收到 at its minute, even at 960x on a slow machine (where the
     set-up used to eat half an hour of the story). Progress goes to stderr, not the timeline."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--speed", "960"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = replay
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("sitewalk demo:")
