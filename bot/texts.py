@@ -264,6 +264,25 @@ _T: dict[str, dict[str, str]] = {
     "more": {"zh": "等 {k} 人", "en": "and {k} more"},
 }
 
+# The accident types of GB 6441, as the classifier names them (its lexicon and its model);
+# a card in English shows them in English. A name not here (a project's own) shows as it is.
+CATEGORY_NAMES: dict[str, dict[str, str]] = {
+    "爆炸": {"zh": "爆炸", "en": "explosion"},
+    "容器爆炸": {"zh": "容器爆炸", "en": "pressure vessel explosion"},
+    "中毒和窒息": {"zh": "中毒和窒息", "en": "poisoning or suffocation"},
+    "触电": {"zh": "触电", "en": "electric shock"},
+    "坍塌": {"zh": "坍塌", "en": "collapse"},
+    "起重伤害": {"zh": "起重伤害", "en": "lifting and cranes"},
+    "高处坠落": {"zh": "高处坠落", "en": "fall from height"},
+    "车辆伤害": {"zh": "车辆伤害", "en": "vehicles"},
+    "机械伤害": {"zh": "机械伤害", "en": "machinery"},
+    "淹溺": {"zh": "淹溺", "en": "drowning"},
+    "灼烫": {"zh": "灼烫", "en": "burns and scalds"},
+    "火灾": {"zh": "火灾", "en": "fire"},
+    "物体打击": {"zh": "物体打击", "en": "struck by objects"},
+    "其他伤害": {"zh": "其他伤害", "en": "other injury"},
+}
+
 # Telegram's limit is 4096; a margin leaves room for what the dispatcher may add.
 MAX_TEXT = 4000
 # How many names a list in a card or DM shows before "and N more".
@@ -354,6 +373,8 @@ class Texts:
         deadline: datetime,
         now: datetime | None = None,
     ) -> str:
+        if category:
+            category = CATEGORY_NAMES.get(category, {}).get(self.language, category)
         cat = (
             f"({category})"
             if category and self.language == "zh"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.commands import PAGE_LINES, paginate
-from bot.texts import _T, COMMANDS, MAX_TEXT, Texts
+from bot.texts import _T, CATEGORY_NAMES, COMMANDS, MAX_TEXT, Texts
+from escalation import lexicon, ngram
 from escalation.evidence import Refusal
 
 ZH = Texts("zh", "Asia/Shanghai")
@@ -70,6 +71,18 @@ def test_a_role_every_name_already_carries_is_said_once() -> None:
     assert ZH.called("监理", ["监理张工", "李工"]) == "监理 监理张工、李工"
     assert EN.called("Supervisor", ["@zhang"]) == "Supervisor @zhang"
     assert ZH.called("监理", []) == "监理 无"
+
+
+def test_every_category_the_classifier_can_name_reads_in_both_languages() -> None:
+    """The card names the hazard's GB 6441 type: in Chinese as classified, in English translated;
+    a category nobody translated (a project's own) shows as it is."""
+    named = {*lexicon.shipped().priority, *ngram.shipped_set().category_labels}
+    assert named <= set(CATEGORY_NAMES)
+    at = datetime(2026, 5, 6, 1, 40, tzinfo=UTC)
+    card = {"text": "塔吊配重松动", "critical": False, "role": "Safety", "people": ["Wang"]}
+    assert "(lifting and cranes)" in EN.card(number=1, category="起重伤害", deadline=at, **card)
+    assert "(起重伤害)" in ZH.card(number=1, category="起重伤害", deadline=at, **card)
+    assert "(脚手架)" in EN.card(number=1, category="脚手架", deadline=at, **card)
 
 
 def test_no_rendered_text_outgrows_the_limit() -> None:
