@@ -18,6 +18,7 @@ from bot.app import build_application, runtime_of
 from bot.clock import ScaledClock
 from bot.config import parse_config
 from bot.sandbox import LocalBotApi
+from bot.texts import Texts
 
 TZ = ZoneInfo("Asia/Shanghai")
 GROUP = -1002021000001
@@ -90,8 +91,9 @@ END_MINUTES = 122
 @dataclass
 class Line:
     at: datetime
-    who: str
+    who: str  # as printed: [群] 监理张工, [机器人→群], ...
     text: str
+    source: str = "group"  # who wrote it: "group" (a person), "bot_group" or "bot_dm"
 
 
 def run_demo(*, speed: float = 240.0, language: str = "zh") -> int:
@@ -110,7 +112,8 @@ async def _demo(speed: float, language: str) -> int:
     config = parse_config(DEMO_CONFIG.format(language=language))
     lines: list[Line] = []
     progress = _Progress()
-    print(f"sitewalk demo: 清江浦, 2024-05-06, time runs {speed:g}× faster; Ctrl-C stops it.\n")
+    texts = Texts(language, "Asia/Shanghai")
+    print(texts.demo("title", speed=f"{speed:g}") + "\n")
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
         config = config.model_copy(
@@ -145,25 +148,25 @@ async def _demo(speed: float, language: str) -> int:
                     await _sleep_until(clock, start + timedelta(minutes=minute))
                     msg = api.post_text(GROUP, user, text, reply_to=report_id if is_reply else None)
                     report_id = report_id or msg["message_id"]
-                    lines.append(Line(clock.now(), f"[群] {NAMES[user]}", text))
+                    lines.append(Line(clock.now(), texts.demo("in_group", who=NAMES[user]), text))
                     progress(clock)
                 while clock.now() < start + timedelta(minutes=END_MINUTES):
                     await asyncio.sleep(0.5)
                     progress(clock)
                 await runtime.dispatcher.drain()
                 progress.done()
-                lines.extend(_bot_lines(api, clock))
-                acked = await _acknowledgers(runtime)
+                lines.extend(_bot_lines(api, clock, texts))
+                acked = await _acknowledgers(runtime, texts)
                 await app.updater.stop()
                 await app.stop()
                 await runtime.stop()
-    _print(lines, acked)
+    _print(lines, acked, texts)
     return 0 if any(_is_escalation_dm(line) for line in lines) else 1
 
 
 def _is_escalation_dm(line: Line) -> bool:
     """A DM that calls someone to the site, not the greeting that answers /start."""
-    return line.who.startswith("[机器人→私信") and line.text.startswith(("🔺", "🛑", "⏰"))
+    return line.source == "bot_dm" and line.text.startswith(("🔺", "🛑", "⏰"))
 
 
 def _greeted(api: LocalBotApi) -> set[int]:
@@ -210,7 +213,7 @@ class _Progress:
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
 
 
-def _bot_lines(api: LocalBotApi, clock: ScaledClock) -> list[Line]:
+def _bot_lines(api: LocalBotApi, clock: ScaledClock, texts: Texts) -> list[Line]:
     out = []
     for call in api.calls:
         if call.status != 200:
@@ -219,36 +222,41 @@ def _bot_lines(api: LocalBotApi, clock: ScaledClock) -> list[Line]:
         at = clock.at_monotonic(call.at)
         chat = int(params.get("chat_id", 0) or 0)
         if call.method == "sendMessage":
-            where = "群" if chat == GROUP else f"私信 {NAMES.get(chat, chat)}"
-            out.append(Line(at, f"[机器人→{where}]", str(params.get("text", ""))))
+            text = str(params.get("text", ""))
+            if chat == GROUP:
+                out.append(Line(at, texts.demo("bot_group"), text, "bot_group"))
+            else:
+                who = texts.demo("bot_dm", who=NAMES.get(chat, chat))
+                out.append(Line(at, who, text, "bot_dm"))
         elif call.method == "setMessageReaction":
             reaction = params.get("reaction") or [{}]
             emoji = reaction[0].get("emoji", "") if isinstance(reaction, list) else ""
-            out.append(Line(at, "[机器人→群]", f"{emoji} (表情回应,不发文字)"))
+            reacted = texts.demo("reaction", emoji=emoji)
+            out.append(Line(at, texts.demo("bot_group"), reacted, "bot_group"))
     return out
 
 
-async def _acknowledgers(runtime: Any) -> list[str]:
+async def _acknowledgers(runtime: Any, texts: Texts) -> list[str]:
     async with runtime.uow() as uow:
         hazard = await uow.hazards.by_number(GROUP, 1)
         if hazard is None:
             return []
         events = await uow.events.of_kind(hazard.id, "acknowledged")
         return [
-            f"{e.actor_name} {e.at.astimezone(TZ):%H:%M}「{e.detail.get('text', '')}」"
+            texts.demo("acked", who=e.actor_name, at=texts.clock(e.at), text=e.detail.get("text"))
             for e in events
         ]
 
 
-def _print(lines: list[Line], acked: list[str]) -> None:
+def _print(lines: list[Line], acked: list[str], texts: Texts) -> None:
     for line in sorted(lines, key=lambda item: item.at):
         head = f"{line.at.astimezone(TZ):%H:%M}  {line.who}: "
         body = line.text.replace("\n", "\n" + " " * 9)
         print(head + body)
-    print("\n只回复了「收到」、没有到场的人:")
+    print("\n" + texts.demo("acked_head"))
     for entry in acked:
         print(f"  - {entry}")
     dms = sum(1 for line in lines if _is_escalation_dm(line))
-    group = sum(1 for line in lines if line.who == "[机器人→群]")
-    print(f"\n机器人:群内 {group} 条(含表情回应),升级私信 {dms} 条。")
-    print("原案中,两小时后事故发生。实地走要的不是「收到」,是有人到现场叫停施工。")
+    group = sum(1 for line in lines if line.source == "bot_group")
+    print("\n" + texts.demo("count", group=group, dms=dms))
+    print(texts.demo("moral"))

@@ -262,6 +262,29 @@ _T: dict[str, dict[str, str]] = {
     "anonymous": {"zh": "匿名管理员", "en": "Anonymous admin"},
     "hours": {"zh": "{h} 小时", "en": "{h} h"},
     "more": {"zh": "等 {k} 人", "en": "and {k} more"},
+    # `sitewalk demo`'s own narration around the messages it replays.
+    "demo_title": {
+        "zh": "sitewalk demo: 清江浦, 2024-05-06, time runs {speed}× faster; Ctrl-C stops it.",
+        "en": "sitewalk demo: Qingjiangpu, 2024-05-06, time runs {speed}× faster; Ctrl-C stops it.",
+    },
+    "demo_in_group": {"zh": "[群] {who}", "en": "[group] {who}"},
+    "demo_bot_group": {"zh": "[机器人→群]", "en": "[bot→group]"},
+    "demo_bot_dm": {"zh": "[机器人→私信 {who}]", "en": "[bot→DM {who}]"},
+    "demo_reaction": {"zh": "{emoji} (表情回应,不发文字)", "en": "{emoji} (a reaction, no text)"},
+    "demo_acked_head": {
+        "zh": "只回复了「收到」、没有到场的人:",
+        "en": 'Typed "noted" and never went to the site:',
+    },
+    "demo_acked": {"zh": "{who} {at}「{text}」", "en": '{who} {at} "{text}"'},
+    "demo_count": {
+        "zh": "机器人:群内 {group} 条(含表情回应),升级私信 {dms} 条。",
+        "en": "The bot's messages: in the group {group} (reactions included), escalation DMs {dms}.",
+    },
+    "demo_moral": {
+        "zh": "原案中,两小时后事故发生。实地走要的不是「收到」,是有人到现场叫停施工。",
+        "en": "In the real case the accident came two hours later. sitewalk does not want "
+        '"noted": it wants someone on site to stop the work.',
+    },
 }
 
 # The accident types of GB 6441, as the classifier names them (its lexicon and its model);
@@ -709,6 +732,10 @@ class Texts:
                 [_button(stop[language], f"stop:{hazard_id}")],
             ]
         }
+
+    def demo(self, part: str, **values: object) -> str:
+        """A line of `sitewalk demo`'s narration (the `demo_*` texts)."""
+        return self._t(f"demo_{part}", **values)
 
     def going(self, *, number: int, who: str) -> str:
         return self._t("going", n=number, who=who)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.clock import ScaledClock
+from bot.demo import Line, _print
+from bot.texts import Texts
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +83,23 @@ def test_a_paused_clock_stands_still_until_resumed_then_runs_scaled() -> None:
     assert timedelta(seconds=0.05 * 240) <= ran < timedelta(seconds=2 * 240)
     assert clock.at_monotonic(before) == start  # a call logged during the set-up
     assert clock.real_seconds_until(start + timedelta(minutes=4)) < 1.0
+
+
+def test_the_narration_follows_the_language(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--language en` narrates in English: labels, the list of who only typed 收到, and the
+    counts, which count by who sent a line, not by its label."""
+    at = datetime(2024, 5, 6, 1, 30, tzinfo=UTC)
+    en = Texts("en", "Asia/Shanghai")
+    lines = [
+        Line(at, en.demo("in_group", who="监理张工"), "收到"),
+        Line(at, en.demo("bot_group"), en.demo("reaction", emoji="👀"), "bot_group"),
+        Line(at, en.demo("bot_dm", who="监理李工"), "🔺 Hazard #1 is now yours", "bot_dm"),
+        Line(at, en.demo("bot_dm", who="监理李工"), "Hello 监理李工.", "bot_dm"),
+    ]
+    _print(lines, [en.demo("acked", who="监理张工", at=en.clock(at), text="收到")], en)
+    out = capsys.readouterr().out
+    assert "09:30  [group] 监理张工: 收到" in out
+    assert "09:30  [bot→group]: 👀 (a reaction, no text)" in out
+    assert '  - 监理张工 09:30 "收到"' in out
+    assert "The bot's messages: in the group 1 (reactions included), escalation DMs 1." in out
+    assert "机器人" not in out
