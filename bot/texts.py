@@ -262,6 +262,30 @@ _T: dict[str, dict[str, str]] = {
     "anonymous": {"zh": "匿名管理员", "en": "Anonymous admin"},
     "hours": {"zh": "{h} 小时", "en": "{h} h"},
     "more": {"zh": "等 {k} 人", "en": "and {k} more"},
+    # Reloading the config file (bot/reload.py): the outcome, told to admins.
+    "reload_refused": {
+        "zh": "⚠️ 配置文件有误,未生效,机器人继续使用原配置:\n{problems}\n"
+        "修正并保存后会自动重新加载,也可以私信我 /reload。",
+        "en": "⚠️ The config file has errors and was not applied; the bot keeps the previous "
+        "config:\n{problems}\nSave a fixed file and it is reloaded, or send me /reload.",
+    },
+    "reload_applied": {
+        "zh": "✅ 配置已重新加载:{projects} 个项目。新登记的隐患使用新的责任链,进行中的隐患不变。",
+        "en": "✅ Config reloaded: {projects} project(s). New hazards use the new chain; hazards "
+        "already open keep theirs.",
+    },
+    "reload_restart": {
+        "zh": "\n以下修改需重启机器人后生效:{keys}",
+        "en": "\nThese changes take effect after a restart: {keys}",
+    },
+    "reload_not_admin": {
+        "zh": "只有管理员可以重新加载配置。",
+        "en": "Only admins can reload the config.",
+    },
+    "reload_no_file": {
+        "zh": "这个机器人不是从配置文件启动的,没有可重新加载的文件。",
+        "en": "This bot was not started from a config file; there is nothing to reload.",
+    },
     # `sitewalk demo`'s own narration around the messages it replays.
     "demo_title": {
         "zh": "sitewalk demo: 清江浦, 2024-05-06, time runs {speed}× faster; Ctrl-C stops it.",
@@ -732,6 +756,10 @@ class Texts:
                 [_button(stop[language], f"stop:{hazard_id}")],
             ]
         }
+
+    def reload(self, part: str, **values: object) -> str:
+        """What a reload of the config file did, or why it was not done (the `reload_*` texts)."""
+        return self._t(f"reload_{part}", **values)
 
     def demo(self, part: str, **values: object) -> str:
         """A line of `sitewalk demo`'s narration (the `demo_*` texts)."""

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from bot.config import Config, parse_config
-from bot.reload import text as reload_text
 from bot.texts import Texts
 from escalation.hazard import HazardState
 from tests.botkit import BotUnderTest, running_bot
@@ -227,9 +226,9 @@ async def reload(bot: BotUnderTest) -> list[str]:
         assert command is not None
         chat = command["chat"]["id"]
         answers = [m.get("text", "") for m in replies_to(bot, chat, command)]
-        if reload_text("no_file", "zh") in answers:  # past the admin check, then no file
+        if Texts("zh", "Asia/Shanghai").reload("no_file") in answers:  # past the admin check, then no file
             outcomes.append(D)
-        elif reload_text("not_admin", "zh") in answers:
+        elif Texts("zh", "Asia/Shanghai").reload("not_admin") in answers:
             outcomes.append(R)
         else:
             assert answers == [], (actor, answers)
