@@ -243,9 +243,13 @@ async def _acknowledgers(runtime: Any, texts: Texts) -> list[str]:
             return []
         events = await uow.events.of_kind(hazard.id, "acknowledged")
         return [
-            texts.demo("acked", who=e.actor_name, at=texts.clock(e.at), text=e.detail.get("text"))
+            texts.demo("acked", who=e.actor_name, at=texts.clock(e.at), text=_said(e.detail))
             for e in events
         ]
+
+
+def _said(detail: dict[str, Any]) -> str:
+    return str(detail.get("text") or "")
 
 
 def _print(lines: list[Line], acked: list[str], texts: Texts) -> None:
