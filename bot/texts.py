@@ -400,9 +400,11 @@ class Texts:
         """A level's role and its people; the role once where every name shown already carries
         it, as group nicknames often do (监理 监理张工 reads as a stutter)."""
         people = self.people(labels)
-        if labels and all(label.startswith(role) for label in labels[:MAX_NAMES]):
-            return people
-        return f"{role} {people}"
+        # A loop, not all(...): a catch-up renders one of these for every group notice.
+        for label in labels[:MAX_NAMES]:
+            if not label.startswith(role):
+                return f"{role} {people}"
+        return people if labels else f"{role} {people}"
 
     def left(self, delta: timedelta) -> str:
         minutes = int(delta.total_seconds() // 60)
