@@ -407,8 +407,12 @@ class Texts:
         return people if labels else f"{role} {people}"
 
     def left(self, delta: timedelta) -> str:
-        minutes = int(delta.total_seconds() // 60)
-        return self._t("left", m=minutes) if minutes > 0 else self._t("overdue_now")
+        """Time left, in whole minutes rounded up: 59 s left is "1 分钟", not yet overdue, and
+        27 min 59 s reads as 28, as a countdown does."""
+        seconds = delta.total_seconds()
+        if seconds <= 0:
+            return self._t("overdue_now")
+        return self._t("left", m=-int(-seconds // 60))
 
     def card(
         self,

@@ -26,7 +26,7 @@ def test_every_text_exists_in_both_languages_with_the_same_fields() -> None:
 
 def test_the_ack_reminder_reads_as_the_issue_asks() -> None:
     """The first 收到 gets exactly the agreed sentence, with #N and the minutes left."""
-    assert ZH.ack_reminder(number=3, left=timedelta(minutes=24, seconds=30)) == (
+    assert ZH.ack_reminder(number=3, left=timedelta(minutes=24)) == (
         "「收到」不算到场确认:请到现场后回复照片或位置,#3 还剩 24 分钟"
     )
 
@@ -83,6 +83,15 @@ def test_every_category_the_classifier_can_name_reads_in_both_languages() -> Non
     assert "(lifting and cranes)" in EN.card(number=1, category="起重伤害", deadline=at, **card)
     assert "(起重伤害)" in ZH.card(number=1, category="起重伤害", deadline=at, **card)
     assert "(脚手架)" in EN.card(number=1, category="脚手架", deadline=at, **card)
+
+
+def test_time_left_rounds_up_and_is_overdue_only_once_the_deadline_passed() -> None:
+    """A countdown: 59 s left is 1 minute, not 已超时; 27:59 is 28; none left is overdue."""
+    assert ZH.left(timedelta(seconds=59)) == "1 分钟"
+    assert ZH.left(timedelta(minutes=27, seconds=59)) == "28 分钟"
+    assert ZH.left(timedelta(minutes=24)) == "24 分钟"
+    assert ZH.left(timedelta(0)) == "已超时"
+    assert EN.left(timedelta(minutes=-5)) == "overdue"
 
 
 def test_no_rendered_text_outgrows_the_limit() -> None:
