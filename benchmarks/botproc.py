@@ -19,7 +19,8 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from datetime import datetime
 from typing import Any
 
 from telegram import Update
@@ -47,10 +48,12 @@ async def _ready_when(started: Awaitable[None]) -> None:
 def _acknowledgements_cost_nothing() -> None:
     """Every 收到 is still classified, then answers nothing: no read, no write, no send."""
 
-    async def nothing(self: HazardService, msg: GroupMessage) -> AckOutcome:
-        return AckOutcome.NOT_A_HAZARD_REPLY
+    async def nothing(
+        self: HazardService, acks: Sequence[tuple[GroupMessage, datetime]]
+    ) -> list[AckOutcome]:
+        return [AckOutcome.NOT_A_HAZARD_REPLY] * len(acks)
 
-    HazardService.acknowledge = nothing  # type: ignore[method-assign]
+    HazardService.acknowledge_many = nothing  # type: ignore[method-assign]
 
 
 def main() -> int:

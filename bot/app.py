@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot import handlers
+from bot.acks import AckBatcher
 from bot.commands import publish_commands
 from bot.config import Config
 from bot.engine import EscalationEngine
@@ -33,6 +34,9 @@ from storage.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
+# How long stopping waits for the 收到 being written (bot/acks.py) before it gives up on them.
+ACK_DRAIN_SECONDS = 10.0
+
 
 @dataclass
 class Runtime:
@@ -47,6 +51,7 @@ class Runtime:
     escalator: Escalator
     dispatcher: OutboxDispatcher
     engine: EscalationEngine
+    acks: AckBatcher
     owns_db: bool = False
     dispatcher_idle: float = 1.0
     started: bool = field(default=False)
@@ -113,6 +118,10 @@ class Runtime:
             self._warming.cancel()
         if self.reloader is not None:
             await self.reloader.stop()
+        try:
+            await asyncio.wait_for(self.acks.drain(), ACK_DRAIN_SECONDS)
+        except TimeoutError:  # their updates stay unconfirmed: Telegram delivers them again
+            log.warning("stopped with 收到 still being written")
         await self.dispatcher.stop()
         if self.owns_db:
             await self.db.dispose()
@@ -187,6 +196,9 @@ def build_application(
         # SQLite a batch holds the one write lock that handlers wait for, so it stays small.
         batch=500 if postgres else 200,
     )
+    acks = AckBatcher(service, dispatcher.kick)
+    # Every other transaction begins after the 收到 handled before it are written (bot/acks.py).
+    uow.before = acks.drain
     app.bot_data["runtime"] = Runtime(
         config,
         clock,
@@ -197,6 +209,7 @@ def build_application(
         escalator,
         dispatcher,
         engine,
+        acks,
         owns_db=owns_db,
         dispatcher_idle=dispatcher_idle,
         own_process=own_process,

@@ -19,6 +19,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.polling import SitewalkApplication
 from bot.service import AckOutcome, Evidence, GroupMessage, Photo, Reported, Sender
 from escalation.classifier import Kind
 from escalation.evidence import EvidenceInput, EvidenceKind
@@ -147,9 +148,12 @@ async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if result.kind is Kind.HAZARD:
         await _reported(rt, await rt.service.report(gm, result))
     elif result.kind is Kind.ACK:
-        # A 收到 never moves a deadline: only its reminder or reaction, if any, is to be sent.
-        outcome = await rt.service.acknowledge(gm)
-        if outcome is not AckOutcome.NOT_A_HAZARD_REPLY:
+        # Written with the other 收到 of this batch of updates (bot/acks.py); the update is
+        # confirmed once that is committed. A 收到 never moves a deadline: nothing to re-arm.
+        application = context.application
+        if isinstance(application, SitewalkApplication):
+            rt.acks.submit(gm, rt.clock.now(), application.hold(update))
+        elif await rt.service.acknowledge(gm) is not AckOutcome.NOT_A_HAZARD_REPLY:
             rt.dispatcher.kick()
 
 

@@ -10,7 +10,9 @@ handlers that are idempotent per message, exactly once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,15 +96,33 @@ class SitewalkApplication(Application[Any, Any, Any, Any, Any, Any]):
     """Tells the delivery that an update was handled: the next getUpdates confirms it, and in
     webhook mode Telegram gets its answer (`bot/webhook.py`)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Updates whose handlers left work to finish later (bot/acks.py): handled when it is done.
+        self._held: set[int] = set()
+
+    def hold(self, update: Update) -> Callable[[], None]:
+        """The update's handling goes on after its handler returns: it counts as handled (is
+        confirmed, or answered) only when the returned function is called."""
+        self._held.add(update.update_id)
+        return functools.partial(self._release, update.update_id)
+
+    def _release(self, update_id: int) -> None:
+        self._held.discard(update_id)
+        self._handled(update_id)
+
     async def process_update(self, update: object) -> None:
         try:
             await super().process_update(update)
         finally:
-            if isinstance(update, Update):
-                if isinstance(self.bot, ConfirmAfterHandlingBot):
-                    self.bot.cursor.unhandled.discard(update.update_id)
-                if isinstance(self.update_queue, AnswerAfterHandlingQueue):
-                    self.update_queue.handled(update.update_id)
+            if isinstance(update, Update) and update.update_id not in self._held:
+                self._handled(update.update_id)
+
+    def _handled(self, update_id: int) -> None:
+        if isinstance(self.bot, ConfirmAfterHandlingBot):
+            self.bot.cursor.unhandled.discard(update_id)
+        if isinstance(self.update_queue, AnswerAfterHandlingQueue):
+            self.update_queue.handled(update_id)
 
     async def stop(self) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -315,55 +316,81 @@ class HazardService:
         It answers a hazard when it replies to the report or the card, or when a chain member
         types it within ACK_WINDOW of the card while the group has exactly one open hazard.
         """
-        now = self._clock.now()
-        async with self._uow() as uow:
-            row = await self._acknowledged_hazard(uow, msg, now)
-            if row is None:
-                return AckOutcome.NOT_A_HAZARD_REPLY
-            await self.seen(uow, msg.sender)
-            uow.events.append(
-                row.id,
-                "acknowledged",
-                now,
-                actor_id=msg.sender.user_id,
-                actor_name=self.name_of(msg.sender),
-                text=msg.text,
-                message_id=msg.message_id,
-            )
-            if not row.ack_reminded:
-                row.ack_reminded = True
-                left = (row.deadline - now) if row.deadline else timedelta(0)
-                text = self.texts.ack_reminder(number=row.number, left=left)
-                await self.say(
-                    uow,
-                    row,
-                    "ack_reminder",
-                    msg.chat_id,
-                    text,
-                    reply_to=msg.message_id,
-                    key=f"{row.id}:ack_reminder",
-                )
-                outcome = AckOutcome.REMINDED
-            else:
-                enqueue_reaction(
-                    uow,
-                    row,
-                    msg.chat_id,
-                    msg.message_id,
-                    SEEN_EMOJI,
-                    now,
-                    key=f"{row.id}:react:{msg.message_id}",
-                )
-                outcome = AckOutcome.REACTED
-            await uow.commit()
-            return outcome
+        return (await self.acknowledge_many([(msg, self._clock.now())]))[0]
 
-    async def _acknowledged_hazard(
+    async def acknowledge_many(
+        self, acks: Sequence[tuple[GroupMessage, datetime]]
+    ) -> list[AckOutcome]:
+        """Bare 收到, each with when it came, in order and in one transaction (`bot/acks.py`).
+
+        Each is handled as `acknowledge` handles one; the replied-to messages are looked up in
+        one query, and a sender of several is recorded once.
+        """
+        if not acks:
+            return []
+        async with self._uow() as uow:
+            replied = await uow.hazards.by_messages(
+                {(m.chat_id, m.reply_to) for m, _ in acks if m.reply_to is not None}
+            )
+            senders: dict[int, Sender] = {}
+            outcomes: list[AckOutcome] = []
+            for msg, now in acks:
+                if msg.reply_to is not None:
+                    row = replied.get((msg.chat_id, msg.reply_to))
+                    row = row if row is not None and row.state is HazardState.OPEN else None
+                else:
+                    row = await self._unreplied_ack_target(uow, msg, now)
+                if row is None:
+                    outcomes.append(AckOutcome.NOT_A_HAZARD_REPLY)
+                    continue
+                senders[msg.sender.user_id] = msg.sender
+                outcomes.append(await self._acknowledged(uow, row, msg, now))
+            for sender in senders.values():
+                await self.seen(uow, sender)
+            await uow.commit()
+            return outcomes
+
+    async def _acknowledged(
+        self, uow: UnitOfWork, row: HazardRow, msg: GroupMessage, now: datetime
+    ) -> AckOutcome:
+        uow.events.append(
+            row.id,
+            "acknowledged",
+            now,
+            actor_id=msg.sender.user_id,
+            actor_name=self.name_of(msg.sender),
+            text=msg.text,
+            message_id=msg.message_id,
+        )
+        if not row.ack_reminded:
+            row.ack_reminded = True
+            left = (row.deadline - now) if row.deadline else timedelta(0)
+            text = self.texts.ack_reminder(number=row.number, left=left)
+            await self.say(
+                uow,
+                row,
+                "ack_reminder",
+                msg.chat_id,
+                text,
+                reply_to=msg.message_id,
+                key=f"{row.id}:ack_reminder",
+            )
+            return AckOutcome.REMINDED
+        enqueue_reaction(
+            uow,
+            row,
+            msg.chat_id,
+            msg.message_id,
+            SEEN_EMOJI,
+            now,
+            key=f"{row.id}:react:{msg.message_id}",
+        )
+        return AckOutcome.REACTED
+
+    async def _unreplied_ack_target(
         self, uow: UnitOfWork, msg: GroupMessage, now: datetime
     ) -> HazardRow | None:
-        if msg.reply_to is not None:
-            row = await uow.hazards.by_message(msg.chat_id, msg.reply_to)
-            return row if row is not None and row.state is HazardState.OPEN else None
+        """The hazard a 收到 that replies to nothing answers, if any (see `acknowledge`)."""
         open_rows = await uow.hazards.open_in_chat(msg.chat_id)
         if len(open_rows) != 1:
             return None

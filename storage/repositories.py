@@ -523,6 +523,33 @@ class HazardRepository:
         result = await self._s.execute(_BY_MESSAGE, {"of_chat": chat_id, "message": message_id})
         return result.scalars().first()
 
+    async def by_messages(
+        self, keys: Collection[tuple[int, int]]
+    ) -> dict[tuple[int, int], HazardRow]:
+        """The hazards whose report or card is one of these (chat, message) pairs, in one query."""
+        if len(keys) <= 1:
+            found = {}
+            for chat_id, message_id in keys:
+                if (row := await self.by_message(chat_id, message_id)) is not None:
+                    found[chat_id, message_id] = row
+            return found
+        messages = {message_id for _, message_id in keys}
+        result = await self._s.execute(
+            select(HazardRow).where(
+                _among(self._s, HazardRow.chat_id, {chat_id for chat_id, _ in keys}, BigInteger),
+                or_(
+                    _among(self._s, HazardRow.report_message_id, messages, Integer),
+                    _among(self._s, HazardRow.card_message_id, messages, Integer),
+                ),
+            )
+        )
+        found = {}
+        for row in result.scalars():  # a chat of one pair and a message of another: dropped
+            for message in (row.report_message_id, row.card_message_id):
+                if message is not None and (row.chat_id, message) in keys:
+                    found[row.chat_id, message] = row
+        return found
+
     async def active_in_chat(self, chat_id: int) -> Sequence[HazardRow]:
         result = await self._s.execute(
             select(HazardRow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,11 +27,18 @@ class UnitOfWork:
     evidence: EvidenceRepository
     outbox: OutboxRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._before = before
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> UnitOfWork:
+        if self._before is not None:
+            await self._before()
         session = self._sessions()
         self._session = session
         self.projects = ProjectRepository(session)
@@ -69,10 +77,20 @@ class UnitOfWork:
 
 
 class UnitOfWorkFactory:
-    """Makes a fresh UnitOfWork per use; what services are given instead of a session."""
+    """Makes a fresh UnitOfWork per use; what services are given instead of a session.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    `before` runs ahead of every unit of work: the bot writes acknowledgements in batches
+    (`bot/acks.py`) and lets every other transaction begin only once those handled before it
+    are committed, so that each sees the database as one update at a time would have left it.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.sessions = sessions
+        self.before = before
 
     def __call__(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.sessions, self.before)

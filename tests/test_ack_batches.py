@@ -1,0 +1,136 @@
+"""收到 written in batches (bot/acks.py): one commit per batch, in order, confirmed after it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+import pytest
+
+from bot.config import Config
+from bot.service import AckOutcome, GroupMessage
+from escalation.hazard import HazardState
+from tests.botkit import BotUnderTest, running_bot
+from tests.conftest import CHIEF, GROUP, REPORTER, SAFETY, SUPERVISOR_A, T0, Database
+
+REPORT = "3号楼塔吊配重块松动了"
+SITE = (33.5975, 119.0153)
+
+Batch = Sequence[tuple[GroupMessage, datetime]]
+
+
+def batch_sizes(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every batch the service is asked to write."""
+    sizes: list[int] = []
+    service = bot.runtime.service
+    original = service.acknowledge_many
+
+    async def counted(acks: Batch) -> list[AckOutcome]:
+        sizes.append(len(acks))
+        return await original(acks)
+
+    monkeypatch.setattr(service, "acknowledge_many", counted)
+    return sizes
+
+
+async def test_acks_fetched_together_share_one_commit_and_read_as_one_by_one(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three 收到 posted at once: one batch; still one reminder, then a 👀 each, in order."""
+    async with running_bot(config, database, start=T0) as bot:
+        report = await bot.say(REPORTER, REPORT)
+        sizes = batch_sizes(bot, monkeypatch)
+        acks = [
+            bot.api.post_text(GROUP, user, "收到", reply_to=report["message_id"])
+            for user in (SAFETY, SUPERVISOR_A, CHIEF)
+        ]
+        await bot.settle()
+        assert sizes == [3]
+        texts = bot.group_texts()
+        assert len(texts) == 2
+        assert texts[1].startswith("「收到」不算到场确认")
+        assert [int(r["message_id"]) for r in bot.api.reactions(GROUP)] == [
+            acks[1]["message_id"],
+            acks[2]["message_id"],
+        ]
+        events = await bot.events("acknowledged")
+        assert [e.actor_id for e in events] == [SAFETY, SUPERVISOR_A, CHIEF]
+
+
+async def test_an_update_is_confirmed_only_once_its_ack_is_committed(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the batch's transaction has not committed, Telegram still holds the update."""
+    async with running_bot(config, database, start=T0) as bot:
+        report = await bot.say(REPORTER, REPORT)
+        service = bot.runtime.service
+        original = service.acknowledge_many
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(acks: Batch) -> list[AckOutcome]:
+            entered.set()
+            await release.wait()
+            return await original(acks)
+
+        monkeypatch.setattr(service, "acknowledge_many", slow)
+        bot.api.post_text(GROUP, SAFETY, "收到", reply_to=report["message_id"])
+        try:
+            await asyncio.wait_for(entered.wait(), 5)
+            await asyncio.sleep(1.5)  # longer than polling waits before asking again
+            assert bot.api.pending_update_count == 1
+        finally:
+            release.set()
+        await bot.settle()
+        assert bot.api.pending_update_count == 0
+        assert len(await bot.events("acknowledged")) == 1
+
+
+async def test_a_photo_after_a_waiting_ack_finds_it_recorded(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """收到 then on-site evidence, fetched together: the 收到 is written first, as it came."""
+    async with running_bot(config, database, start=T0) as bot:
+        report = await bot.say(REPORTER, REPORT)
+        sizes = batch_sizes(bot, monkeypatch)
+        bot.api.post_text(GROUP, SAFETY, "收到", reply_to=report["message_id"])
+        bot.api.post_location(GROUP, SAFETY, *SITE, reply_to=report["message_id"])
+        bot.api.post_text(GROUP, SUPERVISOR_A, "收到", reply_to=report["message_id"])
+        await bot.settle()
+        assert sizes == [1, 1]  # the location waited for the first; the last came after
+        kinds = [e.kind for e in await bot.events() if e.kind in ("acknowledged", "on_site")]
+        # The second 收到 came after the visit: the hazard was no longer open, as before batches.
+        assert kinds == ["acknowledged", "on_site"]
+        assert [h.state for h in await bot.hazards()] == [HazardState.ON_SITE]
+
+
+async def test_a_batch_that_fails_is_written_one_by_one_so_one_bad_ack_fails_alone(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 收到 that cannot be written does not take the others of its batch with it, and
+    every update is confirmed; the bot goes on answering."""
+    async with running_bot(config, database, start=T0) as bot:
+        report = await bot.say(REPORTER, REPORT)
+        service = bot.runtime.service
+        original = service.acknowledge_many
+        poisoned: list[int] = []
+
+        async def flaky(acks: Batch) -> list[AckOutcome]:
+            if any(msg.message_id in poisoned for msg, _ in acks):
+                raise RuntimeError("cannot be written")
+            return await original(acks)
+
+        monkeypatch.setattr(service, "acknowledge_many", flaky)
+        first = bot.api.post_text(GROUP, SAFETY, "收到", reply_to=report["message_id"])
+        bad = bot.api.post_text(GROUP, SUPERVISOR_A, "收到", reply_to=report["message_id"])
+        last = bot.api.post_text(GROUP, CHIEF, "收到", reply_to=report["message_id"])
+        poisoned.append(bad["message_id"])
+        await bot.settle()
+        assert bot.api.pending_update_count == 0
+        events = await bot.events("acknowledged")
+        assert [e.detail["message_id"] for e in events] == [
+            first["message_id"],
+            last["message_id"],
+        ]
+        await bot.say(REPORTER, "5号楼外架连墙件被拆了好几根")
+        assert "#2" in bot.group_texts()[-1]
