@@ -1,4 +1,4 @@
-"""The unit of work: one transaction per update or per sweep, with the repositories on it."""
+"""The unit of work: one transaction per update, per batch of 收到 or per sweep."""
 
 from __future__ import annotations
 
