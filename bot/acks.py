@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from telegram import Update
+
 from bot.service import AckOutcome, GroupMessage, HazardService
 
 log = logging.getLogger(__name__)
@@ -35,15 +37,21 @@ class WaitingAck:
 class AckBatcher:
     """Collects 收到 and writes them in one transaction per batch, in the order they came."""
 
-    def __init__(self, service: HazardService, written: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        service: HazardService,
+        written: Callable[[], None],
+        hold: Callable[[Update], Callable[[], None]],
+    ) -> None:
         self._service = service
         self._written = written  # something was stored to send: wake the outbox
+        self._hold = hold  # keeps an update unconfirmed until the function it returns is called
         self._waiting: list[WaitingAck] = []
         self._task: asyncio.Task[None] | None = None
 
-    def submit(self, msg: GroupMessage, at: datetime, done: Callable[[], None]) -> None:
-        """Queue a 收到; `done` is called once it is committed (or has failed for good)."""
-        self._waiting.append(WaitingAck(msg, at, done))
+    def submit(self, msg: GroupMessage, at: datetime, update: Update) -> None:
+        """Queue a 收到; its update counts as handled once it is committed (or failed alone)."""
+        self._waiting.append(WaitingAck(msg, at, self._hold(update)))
         if self._task is None:
             # Runs when the handlers next wait for something: after the rest of the fetched
             # batch, or before the first update that opens a transaction of its own.
@@ -64,25 +72,17 @@ class AckBatcher:
 
     async def _write(self, batch: list[WaitingAck]) -> None:
         try:
-            try:
-                outcomes = await self._service.acknowledge_many([(a.msg, a.at) for a in batch])
-            except Exception:
-                if len(batch) == 1:
-                    raise
+            outcomes = await self._service.acknowledge_many([(a.msg, a.at) for a in batch])
+        except Exception:
+            if len(batch) > 1:
                 log.warning("a batch of %d 收到 failed; writing them one by one", len(batch))
-                outcomes = [await self._one(a) for a in batch]
-            if any(o is not AckOutcome.NOT_A_HAZARD_REPLY for o in outcomes):
-                self._written()
-        except Exception:
-            log.exception("a 收到 could not be recorded")
-        finally:
-            for ack in batch:
-                ack.done()
-
-    async def _one(self, ack: WaitingAck) -> AckOutcome:
-        try:
-            return (await self._service.acknowledge_many([(ack.msg, ack.at)]))[0]
-        except Exception:
-            log.exception("收到 %s in chat %s could not be recorded", ack.msg.message_id,
-                          ack.msg.chat_id)
-            return AckOutcome.NOT_A_HAZARD_REPLY
+                for ack in batch:
+                    await self._write([ack])
+                return
+            msg = batch[0].msg
+            log.exception("收到 %s in chat %s could not be recorded", msg.message_id, msg.chat_id)
+            outcomes = []
+        if any(o is not AckOutcome.NOT_A_HAZARD_REPLY for o in outcomes):
+            self._written()
+        for ack in batch:
+            ack.done()

@@ -7,7 +7,7 @@ import gc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
@@ -196,7 +196,8 @@ def build_application(
         # SQLite a batch holds the one write lock that handlers wait for, so it stays small.
         batch=500 if postgres else 200,
     )
-    acks = AckBatcher(service, dispatcher.kick)
+    # SitewalkApplication, as application_class above says: it confirms updates as handled.
+    acks = AckBatcher(service, dispatcher.kick, cast(SitewalkApplication, app).hold)
     # Every other transaction begins after the 收到 handled before it are written (bot/acks.py).
     uow.before = acks.drain
     app.bot_data["runtime"] = Runtime(

@@ -19,8 +19,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.polling import SitewalkApplication
-from bot.service import AckOutcome, Evidence, GroupMessage, Photo, Reported, Sender
+from bot.service import Evidence, GroupMessage, Photo, Reported, Sender
 from escalation.classifier import Kind
 from escalation.evidence import EvidenceInput, EvidenceKind
 
@@ -150,11 +149,7 @@ async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     elif result.kind is Kind.ACK:
         # Written with the other 收到 of this batch of updates (bot/acks.py); the update is
         # confirmed once that is committed. A 收到 never moves a deadline: nothing to re-arm.
-        application = context.application
-        if isinstance(application, SitewalkApplication):
-            rt.acks.submit(gm, rt.clock.now(), application.hold(update))
-        elif await rt.service.acknowledge(gm) is not AckOutcome.NOT_A_HAZARD_REPLY:
-            rt.dispatcher.kick()
+        rt.acks.submit(gm, rt.clock.now(), update)
 
 
 async def _reported(rt: Runtime, result: Reported | None) -> None:

@@ -310,21 +310,15 @@ class HazardService:
 
     # ---- acknowledgements --------------------------------------------------------------------
 
-    async def acknowledge(self, msg: GroupMessage) -> AckOutcome:
-        """A bare 收到 to a hazard: recorded; one reminder per hazard, then only a reaction.
-
-        It answers a hazard when it replies to the report or the card, or when a chain member
-        types it within ACK_WINDOW of the card while the group has exactly one open hazard.
-        """
-        return (await self.acknowledge_many([(msg, self._clock.now())]))[0]
-
     async def acknowledge_many(
         self, acks: Sequence[tuple[GroupMessage, datetime]]
     ) -> list[AckOutcome]:
         """Bare 收到, each with when it came, in order and in one transaction (`bot/acks.py`).
 
-        Each is handled as `acknowledge` handles one; the replied-to messages are looked up in
-        one query, and a sender of several is recorded once.
+        A 收到 to a hazard is recorded; one reminder per hazard, then only a reaction. It answers
+        a hazard when it replies to the report or the card, or when a chain member types it
+        within ACK_WINDOW of the card while the group has exactly one open hazard. The replied-to
+        messages are looked up in one query, and a sender of several is recorded once.
         """
         if not acks:
             return []
@@ -390,7 +384,7 @@ class HazardService:
     async def _unreplied_ack_target(
         self, uow: UnitOfWork, msg: GroupMessage, now: datetime
     ) -> HazardRow | None:
-        """The hazard a 收到 that replies to nothing answers, if any (see `acknowledge`)."""
+        """The hazard a 收到 that replies to nothing answers, if any (see `acknowledge_many`)."""
         open_rows = await uow.hazards.open_in_chat(msg.chat_id)
         if len(open_rows) != 1:
             return None

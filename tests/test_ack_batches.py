@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import pytest
@@ -20,17 +20,33 @@ SITE = (33.5975, 119.0153)
 Batch = Sequence[tuple[GroupMessage, datetime]]
 
 
-def batch_sizes(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the size of every batch the service is asked to write."""
-    sizes: list[int] = []
+Write = Callable[[Batch], Awaitable[list[AckOutcome]]]
+
+
+def around_writes(
+    bot: BotUnderTest,
+    monkeypatch: pytest.MonkeyPatch,
+    wrapper: Callable[[Batch, Write], Awaitable[list[AckOutcome]]],
+) -> None:
+    """Run every batch the service is asked to write through `wrapper(batch, write)`."""
     service = bot.runtime.service
     original = service.acknowledge_many
 
-    async def counted(acks: Batch) -> list[AckOutcome]:
-        sizes.append(len(acks))
-        return await original(acks)
+    async def wrapped(acks: Batch) -> list[AckOutcome]:
+        return await wrapper(acks, original)
 
-    monkeypatch.setattr(service, "acknowledge_many", counted)
+    monkeypatch.setattr(service, "acknowledge_many", wrapped)
+
+
+def batch_sizes(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every batch the service is asked to write."""
+    sizes: list[int] = []
+
+    async def counted(acks: Batch, write: Write) -> list[AckOutcome]:
+        sizes.append(len(acks))
+        return await write(acks)
+
+    around_writes(bot, monkeypatch, counted)
     return sizes
 
 
@@ -64,16 +80,14 @@ async def test_an_update_is_confirmed_only_once_its_ack_is_committed(
     """While the batch's transaction has not committed, Telegram still holds the update."""
     async with running_bot(config, database, start=T0) as bot:
         report = await bot.say(REPORTER, REPORT)
-        service = bot.runtime.service
-        original = service.acknowledge_many
         entered, release = asyncio.Event(), asyncio.Event()
 
-        async def slow(acks: Batch) -> list[AckOutcome]:
+        async def slow(acks: Batch, write: Write) -> list[AckOutcome]:
             entered.set()
             await release.wait()
-            return await original(acks)
+            return await write(acks)
 
-        monkeypatch.setattr(service, "acknowledge_many", slow)
+        around_writes(bot, monkeypatch, slow)
         bot.api.post_text(GROUP, SAFETY, "收到", reply_to=report["message_id"])
         try:
             await asyncio.wait_for(entered.wait(), 5)
@@ -111,16 +125,14 @@ async def test_a_batch_that_fails_is_written_one_by_one_so_one_bad_ack_fails_alo
     every update is confirmed; the bot goes on answering."""
     async with running_bot(config, database, start=T0) as bot:
         report = await bot.say(REPORTER, REPORT)
-        service = bot.runtime.service
-        original = service.acknowledge_many
         poisoned: list[int] = []
 
-        async def flaky(acks: Batch) -> list[AckOutcome]:
+        async def flaky(acks: Batch, write: Write) -> list[AckOutcome]:
             if any(msg.message_id in poisoned for msg, _ in acks):
                 raise RuntimeError("cannot be written")
-            return await original(acks)
+            return await write(acks)
 
-        monkeypatch.setattr(service, "acknowledge_many", flaky)
+        around_writes(bot, monkeypatch, flaky)
         first = bot.api.post_text(GROUP, SAFETY, "收到", reply_to=report["message_id"])
         bad = bot.api.post_text(GROUP, SUPERVISOR_A, "收到", reply_to=report["message_id"])
         last = bot.api.post_text(GROUP, CHIEF, "收到", reply_to=report["message_id"])
