@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.texts import Texts
+from bot.texts import Texts, escalation_keyboard
 from escalation.chain import ChainSnapshot
 from escalation.hazard import ACTIVE_STATES
 from storage.models import HazardFields
@@ -16,12 +16,30 @@ if TYPE_CHECKING:
 ACTIONS = {"go": "going", "sent": "delegated", "stop": "stop_work"}
 
 
+# An outbox payload's name for the escalation DM's buttons, rendered when the DM is sent.
+ESCALATION_BUTTONS = "escalation"
+
+
 def dm_payload(texts: Texts, row: HazardFields) -> dict[str, Any]:
-    """What every escalation DM carries besides its text: the buttons, and the report's photo."""
-    payload: dict[str, Any] = {"reply_markup": texts.dm_keyboard(row.id)}
+    """What every escalation DM carries besides its text: the buttons, and the report's photo.
+
+    The buttons are named, not written out: they are the same three for every DM but for the
+    hazard's id, which the row holds. A catch-up writes 100,000 of these DMs, and encoding,
+    parsing and storing the full keyboard in each cost about a tenth of it (BENCHMARKS.md).
+    """
+    payload: dict[str, Any] = {"buttons": ESCALATION_BUTTONS, "language": texts.language}
     if row.photo_file_id:
         payload["photo"] = row.photo_file_id
     return payload
+
+
+def reply_markup(payload: dict[str, Any], hazard_id: int | None) -> dict[str, Any] | None:
+    """The inline keyboard an outbox row asks for: written out (a /list page), or named."""
+    if (markup := payload.get("reply_markup")) is not None:
+        return markup  # type: ignore[no-any-return]
+    if payload.get("buttons") == ESCALATION_BUTTONS and hazard_id is not None:
+        return escalation_keyboard(str(payload.get("language")), hazard_id)
+    return None
 
 
 class Buttons:

@@ -14,6 +14,7 @@ from typing import Any
 from telegram import Bot, InlineKeyboardMarkup, Message, ReactionTypeEmoji, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
+from bot.buttons import reply_markup
 from escalation.clock import Clock
 from storage.models import OutboxRow, OutboxStatus
 from storage.uow import UnitOfWork, UnitOfWorkFactory
@@ -292,7 +293,7 @@ class OutboxDispatcher:
             if row.reply_to_message_id
             else None
         )
-        raw_markup = payload.get("reply_markup")
+        raw_markup = reply_markup(payload, row.hazard_id)
         markup = InlineKeyboardMarkup.de_json(raw_markup, self._bot) if raw_markup else None
         if row.method == "sendPhoto":
             fits = len(text) <= CAPTION_LIMIT
@@ -405,5 +406,5 @@ def _mergeable(row: OutboxRow) -> bool:
         row.purpose == "notice"
         and row.method == "sendMessage"
         and row.reply_to_message_id is None
-        and not (row.payload or {}).get("reply_markup")
+        and reply_markup(row.payload or {}, row.hazard_id) is None
     )

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from escalation.evidence import Refusal
 
+LANGUAGES = ("zh", "en")  # every text has both; the first is the default
+
 _T: dict[str, dict[str, str]] = {
     "card": {
         "zh": "⚠️ 隐患 #{n} 已登记{category}\n「{text}」\n请 {called} 在 {deadline} 前到现场,"
@@ -751,17 +753,7 @@ class Texts:
 
     def dm_keyboard(self, hazard_id: int) -> Keyboard:
         """我去现场 / 已安排人员 / 叫停施工 under every escalation DM."""
-        going, delegated, stop = _T["btn_going"], _T["btn_delegated"], _T["btn_stop"]
-        language = self.language
-        return {
-            "inline_keyboard": [
-                [
-                    _button(going[language], f"go:{hazard_id}"),
-                    _button(delegated[language], f"sent:{hazard_id}"),
-                ],
-                [_button(stop[language], f"stop:{hazard_id}")],
-            ]
-        }
+        return escalation_keyboard(self.language, hazard_id)
 
     def reload(self, part: str, **values: object) -> str:
         """What a reload of the config file did, or why it was not done (the `reload_*` texts)."""
@@ -893,6 +885,22 @@ class _Missing(dict[str, object]):
 
 def _short(value: object) -> object:
     return _quote(value, 60) if isinstance(value, str) else value
+
+
+def escalation_keyboard(language: str, hazard_id: int) -> Keyboard:
+    """我去现场 / 已安排人员 / 叫停施工 for one hazard; needs only the language (see dm_payload)."""
+    if language not in LANGUAGES:
+        language = LANGUAGES[0]
+    going, delegated, stop = _T["btn_going"], _T["btn_delegated"], _T["btn_stop"]
+    return {
+        "inline_keyboard": [
+            [
+                _button(going[language], f"go:{hazard_id}"),
+                _button(delegated[language], f"sent:{hazard_id}"),
+            ],
+            [_button(stop[language], f"stop:{hazard_id}")],
+        ]
+    }
 
 
 def _button(text: str, data: str) -> dict[str, str]:

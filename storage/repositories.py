@@ -7,6 +7,7 @@ import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeVarTuple
 
 from sqlalchemy import (
@@ -331,9 +332,14 @@ def _grouped(
     rows: Iterable[dict[str, Any]], *keys: str
 ) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
     """Rows by the values of `keys` (bound once per statement); in practice one group."""
+    # itemgetter, not a tuple built by a generator per row: a catch-up groups 300,000 rows.
+    get, single = itemgetter(*keys), len(keys) == 1
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+        key = (get(row),) if single else get(row)
+        if (group := groups.get(key)) is None:
+            groups[key] = group = []
+        group.append(row)
     return groups
 
 

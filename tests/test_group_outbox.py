@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from bot.config import Config
+from bot.config import Config, parse_config
 from bot.outbox import RENEW_AFTER, OutboxDispatcher
 from bot.outbox_rows import enqueue_message
 from storage.repositories import OutboxRepository
 from tests.botkit import BotUnderTest, running_bot
-from tests.conftest import GROUP, REPORTER, SUPERVISOR_A, T0, Database
+from tests.conftest import CONFIG_TOML, GROUP, REPORTER, SUPERVISOR_A, T0, Database
 
 KEYBOARD = {"inline_keyboard": [[{"text": "我去现场", "callback_data": "go:1"}]]}
 
@@ -57,6 +57,34 @@ async def test_text_too_long_for_a_caption_follows_its_photo(
         assert second["text"] == long_text
         assert second["reply_to_message"]["message_id"] == first["message_id"]
         assert second["reply_markup"] == KEYBOARD
+
+
+@pytest.mark.parametrize(
+    ("language", "labels"),
+    [
+        ("zh", ["我去现场", "已安排人员", "叫停施工"]),
+        ("en", ["I'm going", "Someone is sent", "Stop the work"]),
+    ],
+)
+async def test_escalation_dm_names_its_buttons_and_is_sent_with_them(
+    database: Database, language: str, labels: list[str]
+) -> None:
+    """The DM's row names its buttons (the same three for every hazard) instead of storing
+    them; the DM reaches Telegram with all three, in the config's language, for its hazard."""
+    config = parse_config(CONFIG_TOML.replace("[defaults]", f'[defaults]\nlanguage = "{language}"'))
+    async with running_bot(config, database, start=T0) as bot:
+        bot.api.start_bot(SUPERVISOR_A)
+        await bot.say(REPORTER, "3号楼塔吊配重块松动了")
+        await bot.advance(timedelta(minutes=31))
+        [row] = [r for r in await bot.outbox() if r.recipient_id == SUPERVISOR_A]
+        assert row.payload == {"buttons": "escalation", "language": language}
+        dm = bot.api.sent(SUPERVISOR_A)[-1]
+        assert "#1" in dm["text"]
+        buttons = [b for line in dm["reply_markup"]["inline_keyboard"] for b in line]
+        assert [b["text"] for b in buttons] == labels
+        assert [b["callback_data"] for b in buttons] == [
+            f"{action}:{row.hazard_id}" for action in ("go", "sent", "stop")
+        ]
 
 
 def _record(monkeypatch: pytest.MonkeyPatch, method: str) -> list[Any]:
