@@ -239,7 +239,8 @@ class OutboxRow(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    hazard_id: Mapped[int | None] = mapped_column(ForeignKey("hazards.id"), index=True)
+    # Not indexed: no query reads the outbox by hazard, and every row written paid for it (0005).
+    hazard_id: Mapped[int | None] = mapped_column(ForeignKey("hazards.id"))
     purpose: Mapped[str] = mapped_column(String(32))
     method: Mapped[str] = mapped_column(String(32))
     chat_id: Mapped[int] = mapped_column(BigInteger)

@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from alembic import command
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -114,6 +115,55 @@ async def test_revision_0004_goes_down_and_up_with_the_data_kept(
         assert sent is not None
         assert sent.text == "hi"
         assert await u.hazards.next_deadline() is not None
+
+
+async def test_revision_0005_drops_the_outbox_hazard_index_and_keeps_the_rows(
+    db_engine: AsyncEngine, uow: UnitOfWorkFactory
+) -> None:
+    """Revision 0005 drops the outbox's index on hazard_id (no query of the bot uses it); it
+    downgrades to 0004 and upgrades again with the outbox rows kept."""
+    hazard_id = await _hazard(uow)
+    async with uow() as u:
+        await u.outbox.add_many([_pending(hazard_id, 7, "hi", "k5")])
+        await u.commit()
+    async with db_engine.connect() as conn:
+        assert "ix_outbox_hazard_id" not in await conn.run_sync(_index_names, "outbox")
+    async with db_engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0004"))
+    async with db_engine.connect() as conn:
+        assert "ix_outbox_hazard_id" in await conn.run_sync(_index_names, "outbox")
+    await migrate(db_engine)
+    async with db_engine.connect() as conn:
+        assert "ix_outbox_hazard_id" not in await conn.run_sync(_index_names, "outbox")
+    async with uow() as u:
+        assert [r.dedupe_key for r in await u.outbox.for_hazard(hazard_id)] == ["k5"]
+
+
+def test_the_head_revision_known_to_start_up_is_alembics_head() -> None:
+    """storage.db skips Alembic for a database at HEAD_REVISION: it must be the newest one."""
+    from alembic.script import ScriptDirectory
+
+    from storage.db import HEAD_REVISION
+
+    cfg = _alembic_config(None)  # type: ignore[arg-type]
+    assert ScriptDirectory.from_config(cfg).get_heads() == [HEAD_REVISION]
+
+
+async def test_a_database_at_head_is_not_handed_to_alembic(
+    db_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up on an up-to-date schema reads its version and stops there; one revision
+    behind, it upgrades (see the 0004 and 0005 tests)."""
+    from alembic import command as alembic_command
+
+    upgrades: list[str] = []
+    monkeypatch.setattr(alembic_command, "upgrade", lambda _cfg, rev: upgrades.append(rev))
+    await migrate(db_engine)
+    assert upgrades == []
+    async with db_engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0004"))
+    await migrate(db_engine)
+    assert upgrades == ["head"]
 
 
 async def test_numbers_are_per_project_and_increasing(uow: UnitOfWorkFactory) -> None:
