@@ -751,10 +751,6 @@ class Texts:
 
     # ---- escalation DM buttons -----------------------------------------------------------
 
-    def dm_keyboard(self, hazard_id: int) -> Keyboard:
-        """我去现场 / 已安排人员 / 叫停施工 under every escalation DM."""
-        return escalation_keyboard(self.language, hazard_id)
-
     def reload(self, part: str, **values: object) -> str:
         """What a reload of the config file did, or why it was not done (the `reload_*` texts)."""
         return self._t(f"reload_{part}", **values)

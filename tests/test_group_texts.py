@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.commands import PAGE_LINES, paginate
-from bot.texts import _T, CATEGORY_NAMES, COMMANDS, MAX_TEXT, Texts
+from bot.texts import _T, CATEGORY_NAMES, COMMANDS, MAX_TEXT, Texts, escalation_keyboard
 from escalation import lexicon, ngram
 from escalation.evidence import Refusal
 
@@ -110,7 +110,7 @@ def test_titles_are_made_safe_for_the_toml_snippet() -> None:
 
 def test_dm_keyboard_has_the_three_actions_with_small_data() -> None:
     """我去现场 / 已安排人员 / 叫停施工, each with callback data within Telegram's 64 bytes."""
-    keyboard = ZH.dm_keyboard(123456789)
+    keyboard = escalation_keyboard("zh", 123456789)
     buttons = [b for row in keyboard["inline_keyboard"] for b in row]
     assert [b["text"] for b in buttons] == ["我去现场", "已安排人员", "叫停施工"]
     assert [b["callback_data"] for b in buttons] == [
@@ -118,6 +118,8 @@ def test_dm_keyboard_has_the_three_actions_with_small_data() -> None:
         "sent:123456789",
         "stop:123456789",
     ]
+    # A row naming a language the bot no longer has gets the default's buttons, not an error.
+    assert escalation_keyboard("fr", 123456789) == keyboard
 
 
 def test_page_keyboard_offers_only_existing_neighbours() -> None:
