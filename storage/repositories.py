@@ -534,6 +534,8 @@ class HazardRepository:
     ) -> dict[tuple[int, int], HazardRow]:
         """The hazards whose report or card is one of these (chat, message) pairs, in one query."""
         if len(keys) <= 1:
+            # The usual batch of one 收到: the prebuilt statement of `by_message`, compiled once,
+            # where the IN lists below are built for each call.
             found = {}
             for chat_id, message_id in keys:
                 if (row := await self.by_message(chat_id, message_id)) is not None:
