@@ -318,7 +318,7 @@ class HazardService:
         A 收到 to a hazard is recorded; one reminder per hazard, then only a reaction. It answers
         a hazard when it replies to the report or the card, or when a chain member types it
         within ACK_WINDOW of the card while the group has exactly one open hazard. The replied-to
-        messages are looked up in one query, and a sender of several is recorded once.
+        messages are looked up in one query, and the senders recorded in one statement.
         """
         if not acks:
             return []
@@ -339,8 +339,10 @@ class HazardService:
                     continue
                 senders[msg.sender.user_id] = msg.sender
                 outcomes.append(await self._acknowledged(uow, row, msg, now))
-            for sender in senders.values():
-                await self.seen(uow, sender)
+            await uow.people.seen_many(
+                ((s.user_id, s.username, s.name) for s in senders.values() if not s.anonymous),
+                self.now(),
+            )
             await uow.commit()
             return outcomes
 
@@ -360,14 +362,18 @@ class HazardService:
             row.ack_reminded = True
             left = (row.deadline - now) if row.deadline else timedelta(0)
             text = self.texts.ack_reminder(number=row.number, left=left)
-            await self.say(
+            # Not `say`: this key is written only here, in the transaction that sets
+            # ack_reminded, so a hazard not yet reminded cannot have it (its lookup was a
+            # statement per reminder).
+            enqueue_message(
                 uow,
                 row,
                 "ack_reminder",
                 msg.chat_id,
                 text,
-                reply_to=msg.message_id,
+                now,
                 key=f"{row.id}:ack_reminder",
+                reply_to=msg.message_id,
             )
             return AckOutcome.REMINDED
         enqueue_reaction(

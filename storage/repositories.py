@@ -7,7 +7,8 @@ import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
+from itertools import repeat
+from operator import eq, itemgetter
 from typing import Any, NamedTuple, TypeVarTuple
 
 from sqlalchemy import (
@@ -238,6 +239,16 @@ _ADD_EVENTS = text(
     FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v
     """
 ).bindparams(bindparam("rows", type_=Text), bindparam("at", type_=DateTime(timezone=True)))
+# The same for rows of different times (a batch of 收到, each at its own moment): the time is
+# the row's sixth element. One statement for them all, in their order: grouping them by time
+# ran one statement per 收到.
+_ADD_EVENTS_TIMED = text(
+    """
+    INSERT INTO hazard_events (hazard_id, kind, at, actor_id, actor_name, detail)
+    SELECT (v->>0)::integer, v->>1, (v->>5)::timestamptz, (v->>2)::bigint, v->>3, (v->4)::json
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v
+    """
+).bindparams(bindparam("rows", type_=Text))
 _ADD_OUTBOX = text(
     """
     INSERT INTO outbox (hazard_id, purpose, method, chat_id, recipient_id, text,
@@ -253,6 +264,16 @@ _ADD_OUTBOX = text(
     bindparam("not_before", type_=DateTime(timezone=True)),
     bindparam("created_at", type_=DateTime(timezone=True)),
 )
+_ADD_OUTBOX_TIMED = text(
+    """
+    INSERT INTO outbox (hazard_id, purpose, method, chat_id, recipient_id, text,
+        reply_to_message_id, payload, dedupe_key, status, attempts, not_before, created_at)
+    SELECT (v->>0)::integer, v->>1, v->>2, (v->>3)::bigint, (v->>4)::bigint, v->>5,
+        (v->>6)::integer, (v->7)::json, v->>8, v->>9, (v->>10)::integer,
+        (v->>11)::timestamptz, (v->>12)::timestamptz
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v
+    """
+).bindparams(bindparam("rows", type_=Text))
 
 
 _outbox = OutboxRow.metadata.tables["outbox"]
@@ -328,19 +349,16 @@ _BY_MESSAGE = select(HazardRow).where(
 )
 
 
-def _grouped(
-    rows: Iterable[dict[str, Any]], *keys: str
-) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
-    """Rows by the values of `keys` (bound once per statement); in practice one group."""
-    # itemgetter, not a tuple built by a generator per row: a catch-up groups 300,000 rows.
-    get, single = itemgetter(*keys), len(keys) == 1
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        key = (get(row),) if single else get(row)
-        if (group := groups.get(key)) is None:
-            groups[key] = group = []
-        group.append(row)
-    return groups
+def _shared(rows: Sequence[dict[str, Any]], *keys: str) -> Any:
+    """The values of `keys` when every row has the same (bound once), else None.
+
+    A sweep's rows share their time; a batch of 收到 does not, and then the rows carry their
+    own (one statement either way: one per distinct time was one per 收到).
+    """
+    # itemgetter and map, no tuple built per row in Python: a catch-up checks 300,000 rows.
+    get = itemgetter(*keys)
+    first = get(rows[0])
+    return first if all(map(eq, repeat(first), map(get, rows))) else None
 
 
 class ProjectRepository:
@@ -422,6 +440,23 @@ class PersonRepository:
             {"user_id": user_id, "username": username, "name": name, "last_seen_at": now}
         )
 
+    async def seen_many(
+        self, people: Iterable[tuple[int, str | None, str | None]], now: datetime
+    ) -> None:
+        """`seen` for several people (user id, username, name) at once: one statement.
+
+        A batch of 收到 records each sender; an upsert of its own for each was a third of the
+        batch's statements.
+        """
+        rows = [
+            {"user_id": uid, "username": username, "name": name, "last_seen_at": now}
+            for uid, username, name in people
+        ]
+        if len(rows) == 1:
+            await self._upsert(rows[0])
+        elif rows:
+            await self._upsert_many(rows)
+
     async def mark_started(
         self, user_id: int, username: str | None, name: str | None, now: datetime
     ) -> None:
@@ -437,16 +472,24 @@ class PersonRepository:
         )
 
     async def _upsert(self, values: dict[str, Any]) -> None:
-        # The session may hold this person as an entity: write it first, so the upsert does
-        # not race the entity's own INSERT, and refresh it afterwards.
+        await self._upsert_many([values])
+
+    async def _upsert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Upsert rows of the same columns, each of a different person."""
+        # The session may hold these people as entities: write them first, so the upsert does
+        # not race an entity's own INSERT, and refresh them afterwards.
         await self._s.flush()
-        postgres = _postgres(self._s)
-        await self._s.execute(_person_upsert(postgres, tuple(values)), {"started": False, **values})
-        known = self._s.identity_map.get(self._s.identity_key(Person, values["user_id"]))
-        if known is not None:
-            for key, value in values.items():
-                if key != "user_id":
-                    set_committed_value(known, key, value)
+        stmt = _person_upsert(_postgres(self._s), tuple(rows[0]))
+        if len(rows) == 1:
+            await self._s.execute(stmt, {"started": False, **rows[0]})
+        else:
+            await self._s.execute(stmt, [{"started": False, **values} for values in rows])
+        for values in rows:
+            known = self._s.identity_map.get(self._s.identity_key(Person, values["user_id"]))
+            if known is not None:
+                for key, value in values.items():
+                    if key != "user_id":
+                        set_committed_value(known, key, value)
 
     async def mark_unreachable(self, user_id: int, reason: str) -> bool:
         """Record a refused DM; True when we had believed the person reachable until now."""
@@ -739,18 +782,22 @@ class EventRepository(_HeldRows):
         if not events:
             return
         if _postgres(self._s):
-            for (at,), group in _grouped(events, "at").items():
-                rows = _rows_json(
-                    (
-                        e["hazard_id"],
-                        e["kind"],
-                        e["actor_id"],
-                        e["actor_name"],
-                        e["detail"],
-                    )
-                    for e in group
+            at = _shared(events, "at")
+            rows = _rows_json(
+                (
+                    e["hazard_id"],
+                    e["kind"],
+                    e["actor_id"],
+                    e["actor_name"],
+                    e["detail"],
+                    *(() if at is not None else (_iso(e["at"]),)),
                 )
+                for e in events
+            )
+            if at is not None:
                 await self._s.execute(_ADD_EVENTS.bindparams(rows=rows, at=at))
+            else:
+                await self._s.execute(_ADD_EVENTS_TIMED.bindparams(rows=rows))
             return
         # The table, not the entity: the ORM's bulk path ran a statement per row.
         await self._s.execute(insert(HazardEvent.metadata.tables["hazard_events"]), list(events))
@@ -834,33 +881,44 @@ class OutboxRepository(_HeldRows):
         if not rows:
             return
         if _postgres(self._s):
-            shared = ("status", "attempts", "not_before", "created_at")
-            for (status, attempts, not_before, created_at), group in _grouped(
-                rows, *shared
-            ).items():
-                values = _rows_json(
-                    (
-                        r["hazard_id"],
-                        r["purpose"],
-                        r["method"],
-                        r["chat_id"],
-                        r["recipient_id"],
-                        r["text"],
-                        r["reply_to_message_id"],
-                        r["payload"],
-                        r["dedupe_key"],
-                    )
-                    for r in group
+            shared = _shared(rows, "status", "attempts", "not_before", "created_at")
+            values = _rows_json(
+                (
+                    r["hazard_id"],
+                    r["purpose"],
+                    r["method"],
+                    r["chat_id"],
+                    r["recipient_id"],
+                    r["text"],
+                    r["reply_to_message_id"],
+                    r["payload"],
+                    r["dedupe_key"],
+                    *(
+                        ()
+                        if shared is not None
+                        else (
+                            str(r["status"]),
+                            r["attempts"],
+                            _iso(r["not_before"]),
+                            _iso(r["created_at"]),
+                        )
+                    ),
                 )
-                await self._s.execute(
-                    _ADD_OUTBOX.bindparams(
-                        rows=values,
-                        status=str(status),
-                        attempts=attempts,
-                        not_before=not_before,
-                        created_at=created_at,
-                    )
+                for r in rows
+            )
+            if shared is None:
+                await self._s.execute(_ADD_OUTBOX_TIMED.bindparams(rows=values))
+                return
+            status, attempts, not_before, created_at = shared
+            await self._s.execute(
+                _ADD_OUTBOX.bindparams(
+                    rows=values,
+                    status=str(status),
+                    attempts=attempts,
+                    not_before=not_before,
+                    created_at=created_at,
                 )
+            )
             return
         # The table, not the entity: the ORM's bulk path ran a statement per row.
         await self._s.execute(insert(OutboxRow.metadata.tables["outbox"]), list(rows))

@@ -7,12 +7,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import pytest
+from sqlalchemy import event
 
 from bot.config import Config
 from bot.service import AckOutcome, GroupMessage
 from escalation.hazard import HazardState
 from tests.botkit import BotUnderTest, running_bot
-from tests.conftest import CHIEF, GROUP, REPORTER, SAFETY, SUPERVISOR_A, T0, Database
+from tests.conftest import (
+    CHIEF,
+    GROUP,
+    OUTSIDER,
+    REPORTER,
+    SAFETY,
+    SUPERVISOR_A,
+    SUPERVISOR_B,
+    T0,
+    Database,
+)
 
 REPORT = "3号楼塔吊配重块松动了"
 SITE = (33.5975, 119.0153)
@@ -146,3 +157,38 @@ async def test_a_batch_that_fails_is_written_one_by_one_so_one_bad_ack_fails_alo
         ]
         await bot.say(REPORTER, "5号楼外架连墙件被拆了好几根")
         assert "#2" in bot.group_texts()[-1]
+
+
+async def test_a_batch_writes_in_as_many_statements_for_five_acks_as_for_two(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's writes are one statement per table, not one per 收到 or per sender: 收到 come
+    at different moments, and writing them grouped by time ran one statement each."""
+    async with running_bot(config, database, start=T0) as bot:
+        report = await bot.say(REPORTER, REPORT)
+        await bot.say(SAFETY, "收到", reply_to=report["message_id"])  # the reminder, once
+        writes: list[str] = []
+
+        def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            # What recording a 收到 writes; the outbox's own claims and marks are UPDATEs.
+            if statement.lstrip().startswith("INSERT") or "dedupe_key =" in statement:
+                writes.append(statement)
+
+        event.listen(bot.runtime.db.sync_engine, "before_cursor_execute", record)
+        counts: list[int] = []
+
+        async def counted(acks: Batch, write: Write) -> list[AckOutcome]:
+            before = len(writes)
+            outcomes = await write(acks)
+            counts.append(len(writes) - before)
+            assert outcomes == [AckOutcome.REACTED] * len(acks)
+            return outcomes
+
+        around_writes(bot, monkeypatch, counted)
+        for batch in ((SUPERVISOR_A, CHIEF), (SUPERVISOR_B, OUTSIDER, REPORTER, SAFETY, CHIEF)):
+            for user in batch:
+                bot.api.post_text(GROUP, user, "收到", reply_to=report["message_id"])
+            await bot.settle()
+        assert counts[0] == counts[1] > 0
+        assert len(await bot.events("acknowledged")) == 8
+        assert len(bot.api.reactions(GROUP)) == 7

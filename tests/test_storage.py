@@ -499,3 +499,65 @@ async def test_seeing_a_person_updates_their_names_and_keeps_their_start(
         assert after.unreachable_reason is None
         assert after.last_seen_at == T0 + timedelta(hours=1)
         assert await u.people.ids_for_usernames(["WANG2"]) == {"wang2": 77}
+
+
+async def test_rows_of_different_times_keep_each_its_own_time_and_their_order(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """Events and outbox rows held together but made at different moments (a batch of 收到)
+    are written each with its own time, in the order they were made; rows of one moment (a
+    sweep) share it."""
+    hid = await _hazard(uow)
+    times = [T0 + timedelta(seconds=s) for s in (3, 1, 2)]
+    async with uow() as u:
+        for n, at in enumerate(times):
+            u.events.append(hid, "acknowledged", at, actor_id=n)
+            u.outbox.add(
+                {
+                    **outbox_values(
+                        None, "reaction", "setMessageReaction", GROUP, None, at, key=f"r{n}"
+                    ),
+                    "hazard_id": hid,
+                }
+            )
+        u.events.append(hid, "reminded", T0, actor_id=9)
+        await u.commit()
+    async with uow() as u:
+        events = await u.events.for_hazard(hid)
+        assert [(e.actor_id, e.at) for e in events] == [
+            (0, times[0]),
+            (1, times[1]),
+            (2, times[2]),
+            (9, T0),
+        ]
+        rows = await u.outbox.for_hazard(hid)
+        assert [(r.dedupe_key, r.not_before, r.created_at) for r in rows] == [
+            (f"r{n}", at, at) for n, at in enumerate(times)
+        ]
+        assert {r.status for r in rows} == {OutboxStatus.PENDING}
+
+
+async def test_seeing_several_people_records_each_in_one_go(uow: UnitOfWorkFactory) -> None:
+    """`people.seen_many` records new and known people alike, as `seen` would one by one: a
+    known person keeps their Start, and an entity already loaded is kept truthful."""
+    async with uow() as u:
+        await u.people.mark_started(77, "wang", "老王", T0)
+        await u.commit()
+    later = T0 + timedelta(hours=1)
+    async with uow() as u:
+        (known,) = (await u.people.get_many([77])).values()
+        await u.people.seen_many(
+            [(77, "wang2", "王工"), (78, None, "李工"), (79, "zhao", "赵")], later
+        )
+        assert known.username == "wang2"
+        await u.commit()
+    async with uow() as u:
+        people = await u.people.get_many([77, 78, 79])
+        assert {
+            uid: (p.username, p.name, p.started, p.last_seen_at) for uid, p in people.items()
+        } == {
+            77: ("wang2", "王工", True, later),
+            78: (None, "李工", False, later),
+            79: ("zhao", "赵", False, later),
+        }
+        await u.people.seen_many([], later)  # nothing to record: no statement, no error
