@@ -32,6 +32,7 @@ from bot.config import load_config
 from bot.logs import configure_logging
 from bot.service import AckOutcome, GroupMessage, HazardService
 from storage.db import create_engine
+from storage.uow import UnitOfWork
 
 COUNTER_GROUP = 1000  # after every handler of the bot: counting never changes what it does
 
@@ -49,11 +50,11 @@ def _acknowledgements_cost_nothing() -> None:
     """Every 收到 is still classified, then answers nothing: no read, no write, no send."""
 
     async def nothing(
-        self: HazardService, acks: Sequence[tuple[GroupMessage, datetime]]
+        self: HazardService, uow: UnitOfWork, acks: Sequence[tuple[GroupMessage, datetime]]
     ) -> list[AckOutcome]:
         return [AckOutcome.NOT_A_HAZARD_REPLY] * len(acks)
 
-    HazardService.acknowledge_many = nothing  # type: ignore[method-assign]
+    HazardService.acknowledge_in = nothing  # type: ignore[method-assign]
 
 
 def main() -> int:

@@ -14,7 +14,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot import handlers
-from bot.acks import AckBatcher
+from bot.batches import WriteBatcher
 from bot.commands import publish_commands
 from bot.config import Config
 from bot.engine import EscalationEngine
@@ -34,8 +34,9 @@ from storage.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-# How long stopping waits for the 收到 being written (bot/acks.py) before it gives up on them.
-ACK_DRAIN_SECONDS = 10.0
+# How long stopping waits for the reports and 收到 being written (bot/batches.py) before it
+# gives up on them (their updates stay unconfirmed: Telegram delivers them again).
+WRITES_DRAIN_SECONDS = 10.0
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Runtime:
     escalator: Escalator
     dispatcher: OutboxDispatcher
     engine: EscalationEngine
-    acks: AckBatcher
+    writes: WriteBatcher
     owns_db: bool = False
     dispatcher_idle: float = 1.0
     started: bool = field(default=False)
@@ -119,9 +120,9 @@ class Runtime:
         if self.reloader is not None:
             await self.reloader.stop()
         try:
-            await asyncio.wait_for(self.acks.drain(), ACK_DRAIN_SECONDS)
+            await asyncio.wait_for(self.writes.drain(), WRITES_DRAIN_SECONDS)
         except TimeoutError:  # their updates stay unconfirmed: Telegram delivers them again
-            log.warning("stopped with 收到 still being written")
+            log.warning("stopped with reports or 收到 still being written")
         await self.dispatcher.stop()
         if self.owns_db:
             await self.db.dispose()
@@ -197,9 +198,12 @@ def build_application(
         batch=500 if postgres else 200,
     )
     # SitewalkApplication, as application_class above says: it confirms updates as handled.
-    acks = AckBatcher(service, dispatcher.kick, cast(SitewalkApplication, app).hold)
-    # Every other transaction begins after the 收到 handled before it are written (bot/acks.py).
-    uow.before = acks.drain
+    writes = WriteBatcher(
+        service, dispatcher.kick, engine.wake_by, cast(SitewalkApplication, app).hold
+    )
+    # Every other transaction begins after the reports and 收到 handled before it are written
+    # (bot/batches.py).
+    uow.before = writes.drain
     app.bot_data["runtime"] = Runtime(
         config,
         clock,
@@ -210,7 +214,7 @@ def build_application(
         escalator,
         dispatcher,
         engine,
-        acks,
+        writes,
         owns_db=owns_db,
         dispatcher_idle=dispatcher_idle,
         own_process=own_process,

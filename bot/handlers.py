@@ -144,12 +144,12 @@ async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if gm is None or await rt.service.project_for(gm.chat_id) is None:
         return
     result = rt.classifier.classify(gm.text, is_reply=gm.reply_to is not None)
+    # Written with the other reports and 收到 of this batch of updates (bot/batches.py); the
+    # update is confirmed once that is committed, and a report's card and deadline follow it.
     if result.kind is Kind.HAZARD:
-        await _reported(rt, await rt.service.report(gm, result))
+        rt.writes.report(gm, result, rt.clock.now(), update)
     elif result.kind is Kind.ACK:
-        # Written with the other 收到 of this batch of updates (bot/acks.py); the update is
-        # confirmed once that is committed. A 收到 never moves a deadline: nothing to re-arm.
-        rt.acks.submit(gm, rt.clock.now(), update)
+        rt.writes.acknowledge(gm, rt.clock.now(), update)
 
 
 async def _reported(rt: Runtime, result: Reported | None) -> None:

@@ -98,7 +98,7 @@ class SitewalkApplication(Application[Any, Any, Any, Any, Any, Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Updates whose handlers left work to finish later (bot/acks.py): handled when it is done.
+        # Updates whose handlers left work to finish later (bot/batches.py): handled when done.
         self._held: set[int] = set()
 
     def hold(self, update: Update) -> Callable[[], None]:

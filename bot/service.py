@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from bot.buttons import Buttons
 from bot.commands import Commands
@@ -79,6 +79,26 @@ class Reported:
 
     number: int
     deadline: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportToWrite:
+    """A hazard report waiting in a batch (`record_many`), with when it came."""
+
+    msg: GroupMessage
+    classification: Classification
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AckToWrite:
+    """A bare 收到 waiting in a batch (`record_many`), with when it came."""
+
+    msg: GroupMessage
+    at: datetime
+
+
+GroupWrite = ReportToWrite | AckToWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,153 +218,189 @@ class HazardService:
         if not sender.anonymous:
             await uow.people.seen(sender.user_id, sender.username, sender.name, self.now())
 
+    # ---- a batch of group messages ------------------------------------------------------------
+
+    async def record_many(self, items: Sequence[GroupWrite]) -> list[Reported | AckOutcome | None]:
+        """Reports and bare 收到, in the order they came, in one transaction (`bot/batches.py`).
+
+        Each is written as `report` or `acknowledge_in` would have written it alone, and sees
+        what the items before it wrote: a 收到 replying to a report of the same batch finds it.
+        """
+        outcomes: list[Reported | AckOutcome | None] = []
+        async with self._uow() as uow:
+            start = 0
+            while start < len(items):
+                item = items[start]
+                if isinstance(item, ReportToWrite):
+                    outcomes.append(
+                        await self.report_in(uow, item.msg, item.classification, None, item.at)
+                    )
+                    start += 1
+                    continue
+                end = start + 1
+                while end < len(items) and isinstance(items[end], AckToWrite):
+                    end += 1
+                acks = cast(Sequence[AckToWrite], items[start:end])
+                outcomes += await self.acknowledge_in(uow, [(a.msg, a.at) for a in acks])
+                start = end
+            await uow.commit()
+        return outcomes
+
     # ---- reports -----------------------------------------------------------------------------
 
     async def report(
         self, msg: GroupMessage, classification: Classification, photo: Photo | None = None
     ) -> Reported | None:
         """Register a hazard report as #N and reply with its card; None for unknown groups."""
-        now = self._clock.now()
         async with self._uow() as uow:
-            project_cfg = await self.project_in(uow, msg.chat_id)
-            if project_cfg is None:
-                return None
-            existing = await uow.hazards.by_message(msg.chat_id, msg.message_id)
-            if existing is not None:  # a redelivered update or an edit of a registered report
-                return Reported(existing.number, None)
-            await self.seen(uow, msg.sender)
-            project_id, number = await uow.projects.take_number(
-                msg.chat_id, project_cfg.name, now
-            )
-            chain = project_cfg.snapshot()
-            unresolved = [m.username for m in chain.members_up_to(chain.top) if m.user_id is None]
-            chain = chain.with_resolved(
-                await uow.people.ids_for_usernames(u for u in unresolved if u)
-            )
-            critical = classification.severity is Severity.CRITICAL
-            decision = open_hazard(
-                number=number,
-                chain=chain,
-                policy=self.config.policy(project_cfg, now),  # working hours included
-                critical=critical,
-                now=now,
-            )
-            hazard = decision.hazard
-            row = HazardRow(
-                project_id=project_id,
-                number=number,
-                chat_id=msg.chat_id,
-                report_message_id=msg.message_id,
-                reporter_id=msg.sender.user_id,
-                reporter_name=self.name_of(msg.sender),
-                text=msg.text,
-                category=classification.category,
-                critical=critical,
-                state=hazard.state,
-                level=hazard.level,
-                deadline=hazard.deadline,
-                opened_at=now,
-                repeats=0,
-                version=0,
-                chain=chain.to_json(),
-                policy=policy_to_json(hazard.policy),
-                ack_reminded=False,
-                photo_file_id=photo.file_id if photo else None,
-            )
-            uow.hazards.add(row)
-            await uow.hazards.flush()
-            uow.events.append(
-                row.id,
-                "reported",
-                now,
-                actor_id=msg.sender.user_id,
-                actor_name=row.reporter_name,
-                message_id=msg.message_id,
-                matched=list(classification.matched),
-                severity=str(classification.severity),
-            )
-            if photo is not None:
-                # The report's own photo can never prove a visit later.
-                uow.evidence.add(
-                    EvidenceRow(
-                        hazard_id=row.id,
-                        kind="report_photo",
-                        user_id=msg.sender.user_id,
-                        chat_id=msg.chat_id,
-                        message_id=msg.message_id,
-                        file_unique_id=photo.file_unique_id,
-                        accepted=False,
-                        at=now,
-                    )
-                )
-            level1 = chain.level(1)
-            labels = await self.escalator.labels(uow, level1.members)
-            assert hazard.deadline is not None
-            card = self.texts.card(
-                number=number,
-                text=msg.text,
-                category=classification.category,
-                critical=critical,
-                role=level1.role,
-                people=labels,
-                deadline=hazard.deadline,
-                now=now,
-            )
-            # Not `say`: the row is new in this transaction, so no delivery has its key yet.
-            enqueue_message(
-                uow,
-                row,
-                "card",
-                msg.chat_id,
-                card,
-                now,
-                key=f"{row.id}:card",
-                reply_to=msg.message_id,
-                payload={"photo": photo.file_id} if photo else None,
-            )
-            for call in decision.calls:
-                if call.dm:
-                    await self.escalator.enqueue_call(uow, row, project_cfg, call, now)
+            reported = await self.report_in(uow, msg, classification, photo, self._clock.now())
             await uow.commit()
-            return Reported(number, hazard.deadline)
+            return reported
+
+    async def report_in(
+        self,
+        uow: UnitOfWork,
+        msg: GroupMessage,
+        classification: Classification,
+        photo: Photo | None,
+        now: datetime,
+    ) -> Reported | None:
+        """`report` in the caller's transaction (a batch's: `record_many`), not committed."""
+        project_cfg = await self.project_in(uow, msg.chat_id)
+        if project_cfg is None:
+            return None
+        existing = await uow.hazards.by_message(msg.chat_id, msg.message_id)
+        if existing is not None:  # a redelivered update or an edit of a registered report
+            return Reported(existing.number, None)
+        await self.seen(uow, msg.sender)
+        project_id, number = await uow.projects.take_number(
+            msg.chat_id, project_cfg.name, now
+        )
+        chain = project_cfg.snapshot()
+        unresolved = [m.username for m in chain.members_up_to(chain.top) if m.user_id is None]
+        chain = chain.with_resolved(
+            await uow.people.ids_for_usernames(u for u in unresolved if u)
+        )
+        critical = classification.severity is Severity.CRITICAL
+        decision = open_hazard(
+            number=number,
+            chain=chain,
+            policy=self.config.policy(project_cfg, now),  # working hours included
+            critical=critical,
+            now=now,
+        )
+        hazard = decision.hazard
+        row = HazardRow(
+            project_id=project_id,
+            number=number,
+            chat_id=msg.chat_id,
+            report_message_id=msg.message_id,
+            reporter_id=msg.sender.user_id,
+            reporter_name=self.name_of(msg.sender),
+            text=msg.text,
+            category=classification.category,
+            critical=critical,
+            state=hazard.state,
+            level=hazard.level,
+            deadline=hazard.deadline,
+            opened_at=now,
+            repeats=0,
+            version=0,
+            chain=chain.to_json(),
+            policy=policy_to_json(hazard.policy),
+            ack_reminded=False,
+            photo_file_id=photo.file_id if photo else None,
+        )
+        uow.hazards.add(row)
+        await uow.hazards.flush()
+        uow.events.append(
+            row.id,
+            "reported",
+            now,
+            actor_id=msg.sender.user_id,
+            actor_name=row.reporter_name,
+            message_id=msg.message_id,
+            matched=list(classification.matched),
+            severity=str(classification.severity),
+        )
+        if photo is not None:
+            # The report's own photo can never prove a visit later.
+            uow.evidence.add(
+                EvidenceRow(
+                    hazard_id=row.id,
+                    kind="report_photo",
+                    user_id=msg.sender.user_id,
+                    chat_id=msg.chat_id,
+                    message_id=msg.message_id,
+                    file_unique_id=photo.file_unique_id,
+                    accepted=False,
+                    at=now,
+                )
+            )
+        level1 = chain.level(1)
+        labels = await self.escalator.labels(uow, level1.members)
+        assert hazard.deadline is not None
+        card = self.texts.card(
+            number=number,
+            text=msg.text,
+            category=classification.category,
+            critical=critical,
+            role=level1.role,
+            people=labels,
+            deadline=hazard.deadline,
+            now=now,
+        )
+        # Not `say`: the row is new in this transaction, so no delivery has its key yet.
+        enqueue_message(
+            uow,
+            row,
+            "card",
+            msg.chat_id,
+            card,
+            now,
+            key=f"{row.id}:card",
+            reply_to=msg.message_id,
+            payload={"photo": photo.file_id} if photo else None,
+        )
+        for call in decision.calls:
+            if call.dm:
+                await self.escalator.enqueue_call(uow, row, project_cfg, call, now)
+        return Reported(number, hazard.deadline)
 
     # ---- acknowledgements --------------------------------------------------------------------
 
-    async def acknowledge_many(
-        self, acks: Sequence[tuple[GroupMessage, datetime]]
+    async def acknowledge_in(
+        self, uow: UnitOfWork, acks: Sequence[tuple[GroupMessage, datetime]]
     ) -> list[AckOutcome]:
-        """Bare 收到, each with when it came, in order and in one transaction (`bot/acks.py`).
+        """Bare 收到, each with when it came, in order, in the caller's transaction (a batch's:
+        `record_many`), not committed.
 
         A 收到 to a hazard is recorded; one reminder per hazard, then only a reaction. It answers
         a hazard when it replies to the report or the card, or when a chain member types it
         within ACK_WINDOW of the card while the group has exactly one open hazard. The replied-to
         messages are looked up in one query, and the senders recorded in one statement.
         """
-        if not acks:
-            return []
-        async with self._uow() as uow:
-            replied = await uow.hazards.by_messages(
-                {(m.chat_id, m.reply_to) for m, _ in acks if m.reply_to is not None}
-            )
-            senders: dict[int, Sender] = {}
-            outcomes: list[AckOutcome] = []
-            for msg, now in acks:
-                if msg.reply_to is not None:
-                    row = replied.get((msg.chat_id, msg.reply_to))
-                    row = row if row is not None and row.state is HazardState.OPEN else None
-                else:
-                    row = await self._unreplied_ack_target(uow, msg, now)
-                if row is None:
-                    outcomes.append(AckOutcome.NOT_A_HAZARD_REPLY)
-                    continue
-                senders[msg.sender.user_id] = msg.sender
-                outcomes.append(await self._acknowledged(uow, row, msg, now))
-            await uow.people.seen_many(
-                ((s.user_id, s.username, s.name) for s in senders.values() if not s.anonymous),
-                self.now(),
-            )
-            await uow.commit()
-            return outcomes
+        replied = await uow.hazards.by_messages(
+            {(m.chat_id, m.reply_to) for m, _ in acks if m.reply_to is not None}
+        )
+        senders: dict[int, Sender] = {}
+        outcomes: list[AckOutcome] = []
+        for msg, now in acks:
+            if msg.reply_to is not None:
+                row = replied.get((msg.chat_id, msg.reply_to))
+                row = row if row is not None and row.state is HazardState.OPEN else None
+            else:
+                row = await self._unreplied_ack_target(uow, msg, now)
+            if row is None:
+                outcomes.append(AckOutcome.NOT_A_HAZARD_REPLY)
+                continue
+            senders[msg.sender.user_id] = msg.sender
+            outcomes.append(await self._acknowledged(uow, row, msg, now))
+        await uow.people.seen_many(
+            ((s.user_id, s.username, s.name) for s in senders.values() if not s.anonymous),
+            self.now(),
+        )
+        return outcomes
 
     async def _acknowledged(
         self, uow: UnitOfWork, row: HazardRow, msg: GroupMessage, now: datetime
@@ -390,7 +446,7 @@ class HazardService:
     async def _unreplied_ack_target(
         self, uow: UnitOfWork, msg: GroupMessage, now: datetime
     ) -> HazardRow | None:
-        """The hazard a 收到 that replies to nothing answers, if any (see `acknowledge_many`)."""
+        """The hazard a 收到 that replies to nothing answers, if any (see `acknowledge_in`)."""
         open_rows = await uow.hazards.open_in_chat(msg.chat_id)
         if len(open_rows) != 1:
             return None

@@ -1,4 +1,4 @@
-"""The unit of work: one transaction per update, per batch of 收到 or per sweep."""
+"""The unit of work: one transaction per update, per batch of reports and 收到, or per sweep."""
 
 from __future__ import annotations
 
@@ -79,9 +79,10 @@ class UnitOfWork:
 class UnitOfWorkFactory:
     """Makes a fresh UnitOfWork per use; what services are given instead of a session.
 
-    `before` runs ahead of every unit of work: the bot writes acknowledgements in batches
-    (`bot/acks.py`) and lets every other transaction begin only once those handled before it
-    are committed, so that each sees the database as one update at a time would have left it.
+    `before` runs ahead of every unit of work: the bot writes reports and acknowledgements in
+    batches (`bot/batches.py`) and lets every other transaction begin only once those handled
+    before it are committed, so that each sees the database as one update at a time would have
+    left it.
     """
 
     def __init__(

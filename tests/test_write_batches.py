@@ -1,4 +1,5 @@
-"""收到 written in batches (bot/acks.py): one commit per batch, in order, confirmed after it."""
+"""Reports and 收到 written in batches (bot/batches.py): one commit per batch, in order,
+confirmed after it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from bot.config import Config
-from bot.service import AckOutcome, GroupMessage
+from bot.service import AckOutcome, GroupWrite, Reported
 from escalation.hazard import HazardState
 from tests.botkit import BotUnderTest, running_bot
 from tests.conftest import (
@@ -28,32 +29,33 @@ from tests.conftest import (
 REPORT = "3号楼塔吊配重块松动了"
 SITE = (33.5975, 119.0153)
 
-Batch = Sequence[tuple[GroupMessage, datetime]]
+Batch = Sequence[GroupWrite]
+Outcomes = list[Reported | AckOutcome | None]
 
 
-Write = Callable[[Batch], Awaitable[list[AckOutcome]]]
+Write = Callable[[Batch], Awaitable[Outcomes]]
 
 
 def around_writes(
     bot: BotUnderTest,
     monkeypatch: pytest.MonkeyPatch,
-    wrapper: Callable[[Batch, Write], Awaitable[list[AckOutcome]]],
+    wrapper: Callable[[Batch, Write], Awaitable[Outcomes]],
 ) -> None:
     """Run every batch the service is asked to write through `wrapper(batch, write)`."""
     service = bot.runtime.service
-    original = service.acknowledge_many
+    original = service.record_many
 
-    async def wrapped(acks: Batch) -> list[AckOutcome]:
-        return await wrapper(acks, original)
+    async def wrapped(items: Batch) -> Outcomes:
+        return await wrapper(items, original)
 
-    monkeypatch.setattr(service, "acknowledge_many", wrapped)
+    monkeypatch.setattr(service, "record_many", wrapped)
 
 
 def batch_sizes(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record the size of every batch the service is asked to write."""
     sizes: list[int] = []
 
-    async def counted(acks: Batch, write: Write) -> list[AckOutcome]:
+    async def counted(acks: Batch, write: Write) -> Outcomes:
         sizes.append(len(acks))
         return await write(acks)
 
@@ -93,7 +95,7 @@ async def test_an_update_is_confirmed_only_once_its_ack_is_committed(
         report = await bot.say(REPORTER, REPORT)
         entered, release = asyncio.Event(), asyncio.Event()
 
-        async def slow(acks: Batch, write: Write) -> list[AckOutcome]:
+        async def slow(acks: Batch, write: Write) -> Outcomes:
             entered.set()
             await release.wait()
             return await write(acks)
@@ -138,8 +140,8 @@ async def test_a_batch_that_fails_is_written_one_by_one_so_one_bad_ack_fails_alo
         report = await bot.say(REPORTER, REPORT)
         poisoned: list[int] = []
 
-        async def flaky(acks: Batch, write: Write) -> list[AckOutcome]:
-            if any(msg.message_id in poisoned for msg, _ in acks):
+        async def flaky(acks: Batch, write: Write) -> Outcomes:
+            if any(item.msg.message_id in poisoned for item in acks):
                 raise RuntimeError("cannot be written")
             return await write(acks)
 
@@ -177,7 +179,7 @@ async def test_a_batch_writes_in_as_many_statements_for_five_acks_as_for_two(
         event.listen(bot.runtime.db.sync_engine, "before_cursor_execute", record)
         counts: list[int] = []
 
-        async def counted(acks: Batch, write: Write) -> list[AckOutcome]:
+        async def counted(acks: Batch, write: Write) -> Outcomes:
             before = len(writes)
             outcomes = await write(acks)
             counts.append(len(writes) - before)
@@ -192,3 +194,91 @@ async def test_a_batch_writes_in_as_many_statements_for_five_acks_as_for_two(
         assert counts[0] == counts[1] > 0
         assert len(await bot.events("acknowledged")) == 8
         assert len(bot.api.reactions(GROUP)) == 7
+
+
+async def test_reports_and_the_acks_to_them_fetched_together_share_one_commit(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report, a 收到 to it and another report, posted at once: one batch, written in order
+    (the 收到 finds the report before it), each report with its card, and the engine woken
+    once, by the earliest deadline."""
+    async with running_bot(config, database, start=T0) as bot:
+        sizes = batch_sizes(bot, monkeypatch)
+        writes = bot.runtime.writes
+        woken: list[datetime] = []
+        wake = writes._deadline_set
+
+        async def recorded(when: datetime) -> None:
+            woken.append(when)
+            await wake(when)
+
+        monkeypatch.setattr(writes, "_deadline_set", recorded)
+        first = bot.api.post_text(GROUP, REPORTER, REPORT)
+        bot.api.post_text(GROUP, SAFETY, "收到", reply_to=first["message_id"])
+        bot.api.post_text(GROUP, REPORTER, "5号楼外架连墙件被拆了好几根，随时会塌")
+        await bot.settle()
+        assert sizes == [3]
+        hazards = await bot.hazards()
+        assert [h.number for h in hazards] == [1, 2]
+        assert hazards[0].report_message_id == first["message_id"]
+        assert [e.actor_id for e in await bot.events("acknowledged")] == [SAFETY]
+        texts = bot.group_texts()
+        assert any("#1" in t for t in texts)
+        assert any("#2" in t for t in texts)
+        assert any(t.startswith("「收到」不算到场确认") for t in texts)
+        assert woken == [min(h.deadline for h in hazards if h.deadline is not None)]
+
+
+async def test_a_report_is_confirmed_only_once_it_is_committed(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the batch holding a report has not committed, Telegram still holds its update
+    and no card is sent; after the commit, both follow."""
+    async with running_bot(config, database, start=T0) as bot:
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(items: Batch, write: Write) -> Outcomes:
+            entered.set()
+            await release.wait()
+            return await write(items)
+
+        around_writes(bot, monkeypatch, slow)
+        bot.api.post_text(GROUP, REPORTER, REPORT)
+        try:
+            await asyncio.wait_for(entered.wait(), 5)
+            await asyncio.sleep(1.5)  # longer than polling waits before asking again
+            assert bot.api.pending_update_count == 1
+            assert bot.group_texts() == []
+        finally:
+            release.set()
+        await bot.settle()
+        assert bot.api.pending_update_count == 0
+        assert [h.number for h in await bot.hazards()] == [1]
+        assert "#1" in bot.group_texts()[-1]
+
+
+async def test_a_report_that_cannot_be_written_fails_alone(
+    config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report that fails does not take the report and 收到 of its batch with it: they are
+    written one by one, every update is confirmed, and the next report gets the next #N."""
+    async with running_bot(config, database, start=T0) as bot:
+        poisoned: list[int] = []
+
+        async def flaky(items: Batch, write: Write) -> Outcomes:
+            if any(item.msg.message_id in poisoned for item in items):
+                raise RuntimeError("cannot be written")
+            return await write(items)
+
+        around_writes(bot, monkeypatch, flaky)
+        bad = bot.api.post_text(GROUP, REPORTER, REPORT)
+        poisoned.append(bad["message_id"])
+        good = bot.api.post_text(GROUP, SUPERVISOR_B, "5号楼外架连墙件被拆了好几根，随时会塌")
+        bot.api.post_text(GROUP, SAFETY, "收到", reply_to=good["message_id"])
+        await bot.settle()
+        assert bot.api.pending_update_count == 0
+        hazards = await bot.hazards()
+        assert [(h.number, h.report_message_id) for h in hazards] == [(1, good["message_id"])]
+        assert [e.actor_id for e in await bot.events("acknowledged")] == [SAFETY]
+        await bot.say(REPORTER, "6号楼基坑边堆土太高")
+        assert [h.number for h in await bot.hazards()] == [1, 2]
