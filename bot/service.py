@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, cast
+from itertools import groupby
+from typing import Any
 
 from bot.buttons import Buttons
 from bot.commands import Commands
@@ -228,21 +229,17 @@ class HazardService:
         """
         outcomes: list[Reported | AckOutcome | None] = []
         async with self._uow() as uow:
-            start = 0
-            while start < len(items):
-                item = items[start]
-                if isinstance(item, ReportToWrite):
-                    outcomes.append(
-                        await self.report_in(uow, item.msg, item.classification, None, item.at)
-                    )
-                    start += 1
+            for kind, run in groupby(items, key=type):
+                if kind is AckToWrite:  # a run of 收到 between reports shares its lookups
+                    outcomes += await self.acknowledge_in(uow, [(a.msg, a.at) for a in run])
                     continue
-                end = start + 1
-                while end < len(items) and isinstance(items[end], AckToWrite):
-                    end += 1
-                acks = cast(Sequence[AckToWrite], items[start:end])
-                outcomes += await self.acknowledge_in(uow, [(a.msg, a.at) for a in acks])
-                start = end
+                for report in run:
+                    assert isinstance(report, ReportToWrite)
+                    outcomes.append(
+                        await self.report_in(
+                            uow, report.msg, report.classification, None, report.at
+                        )
+                    )
             await uow.commit()
         return outcomes
 
@@ -273,14 +270,10 @@ class HazardService:
         if existing is not None:  # a redelivered update or an edit of a registered report
             return Reported(existing.number, None)
         await self.seen(uow, msg.sender)
-        project_id, number = await uow.projects.take_number(
-            msg.chat_id, project_cfg.name, now
-        )
+        project_id, number = await uow.projects.take_number(msg.chat_id, project_cfg.name, now)
         chain = project_cfg.snapshot()
         unresolved = [m.username for m in chain.members_up_to(chain.top) if m.user_id is None]
-        chain = chain.with_resolved(
-            await uow.people.ids_for_usernames(u for u in unresolved if u)
-        )
+        chain = chain.with_resolved(await uow.people.ids_for_usernames(u for u in unresolved if u))
         critical = classification.severity is Severity.CRITICAL
         decision = open_hazard(
             number=number,
