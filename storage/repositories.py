@@ -452,9 +452,7 @@ class PersonRepository:
             {"user_id": uid, "username": username, "name": name, "last_seen_at": now}
             for uid, username, name in people
         ]
-        if len(rows) == 1:
-            await self._upsert(rows[0])
-        elif rows:
+        if rows:
             await self._upsert_many(rows)
 
     async def mark_started(
@@ -480,10 +478,9 @@ class PersonRepository:
         # not race an entity's own INSERT, and refresh them afterwards.
         await self._s.flush()
         stmt = _person_upsert(_postgres(self._s), tuple(rows[0]))
-        if len(rows) == 1:
-            await self._s.execute(stmt, {"started": False, **rows[0]})
-        else:
-            await self._s.execute(stmt, [{"started": False, **values} for values in rows])
+        params = [{"started": False, **values} for values in rows]
+        # One person: a plain execute, as `seen` always ran; several: one executemany.
+        await self._s.execute(stmt, params[0] if len(params) == 1 else params)
         for values in rows:
             known = self._s.identity_map.get(self._s.identity_key(Person, values["user_id"]))
             if known is not None:
