@@ -63,6 +63,35 @@ def batch_sizes(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> list[int]
     return sizes
 
 
+def paused_writes(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold every batch before it is written: `entered` is set when one waits, and it goes
+    on once `release` is set."""
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(items: Batch, write: Write) -> Outcomes:
+        entered.set()
+        await release.wait()
+        return await write(items)
+
+    around_writes(bot, monkeypatch, slow)
+    return entered, release
+
+
+def failing_writes(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every batch holding a message whose id is in the returned list fails to be written."""
+    poisoned: list[int] = []
+
+    async def flaky(items: Batch, write: Write) -> Outcomes:
+        if any(item.msg.message_id in poisoned for item in items):
+            raise RuntimeError("cannot be written")
+        return await write(items)
+
+    around_writes(bot, monkeypatch, flaky)
+    return poisoned
+
+
 async def test_acks_fetched_together_share_one_commit_and_read_as_one_by_one(
     config: Config, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,14 +122,7 @@ async def test_an_update_is_confirmed_only_once_its_ack_is_committed(
     """While the batch's transaction has not committed, Telegram still holds the update."""
     async with running_bot(config, database, start=T0) as bot:
         report = await bot.say(REPORTER, REPORT)
-        entered, release = asyncio.Event(), asyncio.Event()
-
-        async def slow(acks: Batch, write: Write) -> Outcomes:
-            entered.set()
-            await release.wait()
-            return await write(acks)
-
-        around_writes(bot, monkeypatch, slow)
+        entered, release = paused_writes(bot, monkeypatch)
         bot.api.post_text(GROUP, SAFETY, "收到", reply_to=report["message_id"])
         try:
             await asyncio.wait_for(entered.wait(), 5)
@@ -138,14 +160,7 @@ async def test_a_batch_that_fails_is_written_one_by_one_so_one_bad_ack_fails_alo
     every update is confirmed; the bot goes on answering."""
     async with running_bot(config, database, start=T0) as bot:
         report = await bot.say(REPORTER, REPORT)
-        poisoned: list[int] = []
-
-        async def flaky(acks: Batch, write: Write) -> Outcomes:
-            if any(item.msg.message_id in poisoned for item in acks):
-                raise RuntimeError("cannot be written")
-            return await write(acks)
-
-        around_writes(bot, monkeypatch, flaky)
+        poisoned = failing_writes(bot, monkeypatch)
         first = bot.api.post_text(GROUP, SAFETY, "收到", reply_to=report["message_id"])
         bad = bot.api.post_text(GROUP, SUPERVISOR_A, "收到", reply_to=report["message_id"])
         last = bot.api.post_text(GROUP, CHIEF, "收到", reply_to=report["message_id"])
@@ -235,14 +250,7 @@ async def test_a_report_is_confirmed_only_once_it_is_committed(
     """While the batch holding a report has not committed, Telegram still holds its update
     and no card is sent; after the commit, both follow."""
     async with running_bot(config, database, start=T0) as bot:
-        entered, release = asyncio.Event(), asyncio.Event()
-
-        async def slow(items: Batch, write: Write) -> Outcomes:
-            entered.set()
-            await release.wait()
-            return await write(items)
-
-        around_writes(bot, monkeypatch, slow)
+        entered, release = paused_writes(bot, monkeypatch)
         bot.api.post_text(GROUP, REPORTER, REPORT)
         try:
             await asyncio.wait_for(entered.wait(), 5)
@@ -263,14 +271,7 @@ async def test_a_report_that_cannot_be_written_fails_alone(
     """A report that fails does not take the report and 收到 of its batch with it: they are
     written one by one, every update is confirmed, and the next report gets the next #N."""
     async with running_bot(config, database, start=T0) as bot:
-        poisoned: list[int] = []
-
-        async def flaky(items: Batch, write: Write) -> Outcomes:
-            if any(item.msg.message_id in poisoned for item in items):
-                raise RuntimeError("cannot be written")
-            return await write(items)
-
-        around_writes(bot, monkeypatch, flaky)
+        poisoned = failing_writes(bot, monkeypatch)
         bad = bot.api.post_text(GROUP, REPORTER, REPORT)
         poisoned.append(bad["message_id"])
         good = bot.api.post_text(GROUP, SUPERVISOR_B, "5号楼外架连墙件被拆了好几根，随时会塌")
