@@ -39,6 +39,8 @@ from escalation.classifier import Classification
 
 log = logging.getLogger(__name__)
 
+_ANSWERED = (AckOutcome.REMINDED, AckOutcome.REACTED)  # a 收到 that wrote something to send
+
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
@@ -105,7 +107,7 @@ class WriteBatcher:
             msg = batch[0].item.msg
             log.exception("message %s in chat %s not recorded", msg.message_id, msg.chat_id)
             outcomes = []
-        if any(o is not None and o is not AckOutcome.NOT_A_HAZARD_REPLY for o in outcomes):
+        if any(isinstance(o, Reported) or o in _ANSWERED for o in outcomes):
             self._written()
         deadlines = [o.deadline for o in outcomes if isinstance(o, Reported) and o.deadline]
         if deadlines:

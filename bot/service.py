@@ -123,6 +123,7 @@ class AckOutcome(StrEnum):
     REMINDED = "reminded"
     REACTED = "reacted"
     NOT_A_HAZARD_REPLY = "not_a_hazard_reply"
+    ALREADY_RECORDED = "already_recorded"  # delivered again after a restart: answered before
 
 
 class EvidenceOutcome(StrEnum):
@@ -376,16 +377,24 @@ class HazardService:
         replied = await uow.hazards.by_messages(
             {(m.chat_id, m.reply_to) for m, _ in acks if m.reply_to is not None}
         )
-        senders: dict[int, Sender] = {}
-        outcomes: list[AckOutcome] = []
+        targets: list[HazardRow | None] = []
         for msg, now in acks:
             if msg.reply_to is not None:
                 row = replied.get((msg.chat_id, msg.reply_to))
-                row = row if row is not None and row.state is HazardState.OPEN else None
+                targets.append(row if row is not None and row.state is HazardState.OPEN else None)
             else:
-                row = await self._unreplied_ack_target(uow, msg, now)
+                targets.append(await self._unreplied_ack_target(uow, msg, now))
+        recorded = await uow.events.acknowledged_messages({r.id for r in targets if r is not None})
+        senders: dict[int, Sender] = {}
+        outcomes: list[AckOutcome] = []
+        for (msg, now), row in zip(acks, targets, strict=True):
             if row is None:
                 outcomes.append(AckOutcome.NOT_A_HAZARD_REPLY)
+                continue
+            if (row.id, msg.message_id) in recorded:
+                # Committed before a restart, and delivered again because it was never confirmed:
+                # recorded and answered already, so neither happens twice.
+                outcomes.append(AckOutcome.ALREADY_RECORDED)
                 continue
             senders[msg.sender.user_id] = msg.sender
             outcomes.append(await self._acknowledged(uow, row, msg, now))

@@ -828,6 +828,21 @@ class EventRepository(_HeldRows):
             out.setdefault(event.hazard_id, []).append(event)
         return out
 
+    async def acknowledged_messages(self, hazard_ids: Collection[int]) -> set[tuple[int, int]]:
+        """(hazard id, message id) of every 收到 recorded for these hazards: what Telegram
+        delivers again after a restart (it was committed, not yet confirmed) is found here."""
+        if not hazard_ids:
+            return set()
+        await self.write_pending()
+        result = await self._s.execute(
+            select(HazardEvent.hazard_id, HazardEvent.detail["message_id"].as_integer()).where(
+                _among(self._s, HazardEvent.hazard_id, hazard_ids, Integer),
+                # In the SQL, for the partial index ix_hazard_events_acked (see of_kind_for).
+                HazardEvent.kind == bindparam("kind", "acknowledged", literal_execute=True),
+            )
+        )
+        return {(int(hazard_id), int(message)) for hazard_id, message in result if message}
+
     async def of_kind(self, hazard_id: int, kind: str) -> Sequence[HazardEvent]:
         await self.write_pending()
         result = await self._s.execute(

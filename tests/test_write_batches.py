@@ -4,6 +4,7 @@ confirmed after it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -283,3 +284,30 @@ async def test_a_report_that_cannot_be_written_fails_alone(
         assert [e.actor_id for e in await bot.events("acknowledged")] == [SAFETY]
         await bot.say(REPORTER, "6号楼基坑边堆土太高")
         assert [h.number for h in await bot.hazards()] == [1, 2]
+
+
+async def test_messages_delivered_again_are_neither_recorded_nor_answered_twice(
+    config: Config, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a crash between a batch's commit and its confirmation, Telegram delivers its
+    updates again: the report keeps its #N, each 收到 keeps its one event and its one answer
+    (the reminder, or a 👀), and nothing fails on the way."""
+    async with running_bot(config, database, start=T0) as bot:
+        report = await bot.say(REPORTER, REPORT)
+        first = bot.api.post_text(GROUP, SAFETY, "收到", reply_to=report["message_id"])
+        second = bot.api.post_text(GROUP, SUPERVISOR_A, "收到", reply_to=report["message_id"])
+        await bot.settle()
+        texts, reactions = bot.group_texts(), bot.api.reactions(GROUP)
+        assert len(texts) == 2  # the card and the reminder
+        assert len(reactions) == 1
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            for message in (report, first, second):
+                bot.api.world.enqueue("message", message)
+            await bot.settle()
+            await bot.outbox_quiet()
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+        assert [h.number for h in await bot.hazards()] == [1]
+        assert [e.actor_id for e in await bot.events("acknowledged")] == [SAFETY, SUPERVISOR_A]
+        assert bot.group_texts() == texts
+        assert bot.api.reactions(GROUP) == reactions
