@@ -371,7 +371,8 @@ class HazardService:
 
         A 收到 to a hazard is recorded; one reminder per hazard, then only a reaction. It answers
         a hazard when it replies to the report or the card, or when a chain member types it
-        within ACK_WINDOW of the card while the group has exactly one open hazard. The replied-to
+        within ACK_WINDOW of the card while the group has exactly one open hazard. One already
+        recorded (Telegram delivers it again after a restart) is skipped. The replied-to
         messages are looked up in one query, and the senders recorded in one statement.
         """
         replied = await uow.hazards.by_messages(
