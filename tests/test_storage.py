@@ -561,3 +561,26 @@ async def test_seeing_several_people_records_each_in_one_go(uow: UnitOfWorkFacto
             79: ("zhao", "赵", False, later),
         }
         await u.people.seen_many([], later)  # nothing to record: no statement, no error
+
+
+async def test_acknowledged_messages_are_found_written_or_held(uow: UnitOfWorkFactory) -> None:
+    """The 收到 recorded for some hazards, by message: those committed before and those held
+    in this transaction alike, and no other kind of event or other hazard's."""
+    first, second = await _hazard(uow), await _hazard(uow)
+    async with uow() as u:
+        u.events.append(first, "acknowledged", T0, actor_id=7, message_id=41)
+        u.events.append(second, "acknowledged", T0, actor_id=7, message_id=42)
+        u.events.append(first, "going", T0, actor_id=8, message_id=43)
+        await u.commit()
+    async with uow() as u:
+        u.events.append(first, "acknowledged", T0, actor_id=9, message_id=44)
+        assert await u.events.acknowledged_messages({first}) == {(first, 41), (first, 44)}
+        assert await u.events.acknowledged_messages({first, second}) == {
+            (first, 41),
+            (first, 44),
+            (second, 42),
+        }
+        assert await u.events.acknowledged_messages(set()) == set()
+        await u.commit()
+    async with uow() as u:
+        assert await u.events.acknowledged_messages({first}) == {(first, 41), (first, 44)}
