@@ -311,3 +311,29 @@ async def test_messages_delivered_again_are_neither_recorded_nor_answered_twice(
         assert [e.actor_id for e in await bot.events("acknowledged")] == [SAFETY, SUPERVISOR_A]
         assert bot.group_texts() == texts
         assert bot.api.reactions(GROUP) == reactions
+
+
+async def test_a_wake_up_that_fails_leaves_the_batch_committed_and_confirmed(
+    config: Config,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The engine cannot be woken by a new deadline: the report is registered all the same,
+    its card sent and its update confirmed; the error is logged, and the sweep stays the net."""
+    async with running_bot(config, database, start=T0) as bot:
+
+        async def broken(_when: datetime) -> None:
+            raise RuntimeError("no job queue")
+
+        monkeypatch.setattr(bot.runtime.writes, "_deadline_set", broken)
+        with caplog.at_level(logging.ERROR):
+            await bot.say(REPORTER, REPORT)
+        assert bot.api.pending_update_count == 0
+        assert [h.number for h in await bot.hazards()] == [1]
+        assert "#1" in bot.group_texts()[-1]
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+            "could not wake the engine by a new deadline"
+        ]
+        await bot.say(REPORTER, "5号楼外架连墙件被拆了好几根，随时会塌")
+        assert [h.number for h in await bot.hazards()] == [1, 2]
