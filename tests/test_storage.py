@@ -584,3 +584,27 @@ async def test_acknowledged_messages_are_found_written_or_held(uow: UnitOfWorkFa
         await u.commit()
     async with uow() as u:
         assert await u.events.acknowledged_messages({first}) == {(first, 41), (first, 44)}
+
+
+async def test_hazards_are_found_by_their_report_or_card_message_in_one_go(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """`by_messages` finds each pair's hazard by its report or its card; a chat of one pair
+    with the message of another finds nothing, and nor does an unknown message."""
+    first, second = await _hazard(uow), await _hazard(uow)
+    async with uow() as u:
+        await u.hazards.set_card(second, 900)
+        await u.commit()
+    async with uow() as u:
+        rows = {(h.chat_id, h.report_message_id): h.id for h in await u.hazards.all_active()}
+        (report_first,) = [key for key, hid in rows.items() if hid == first]
+        assert await u.hazards.by_messages(set()) == {}
+        found = await u.hazards.by_messages({report_first, (GROUP, 900), (GROUP, 999)})
+        assert {key: row.id for key, row in found.items()} == {
+            report_first: first,
+            (GROUP, 900): second,
+        }
+        only = await u.hazards.by_messages({(GROUP, 900)})
+        assert {key: row.id for key, row in only.items()} == {(GROUP, 900): second}
+        elsewhere = await u.hazards.by_messages({(GROUP + 1, 900), (GROUP, 999)})
+        assert elsewhere == {}
