@@ -264,6 +264,19 @@ _ADD_OUTBOX = text(
     bindparam("not_before", type_=DateTime(timezone=True)),
     bindparam("created_at", type_=DateTime(timezone=True)),
 )
+# The columns of an event and of an outbox row as the statements above read them, in order.
+_EVENT_COLUMNS = itemgetter("hazard_id", "kind", "actor_id", "actor_name", "detail")
+_OUTBOX_COLUMNS = itemgetter(
+    "hazard_id",
+    "purpose",
+    "method",
+    "chat_id",
+    "recipient_id",
+    "text",
+    "reply_to_message_id",
+    "payload",
+    "dedupe_key",
+)
 _ADD_OUTBOX_TIMED = text(
     """
     INSERT INTO outbox (hazard_id, purpose, method, chat_id, recipient_id, text,
@@ -338,19 +351,36 @@ def _claim_statement(postgres: bool, mode: str) -> Any:
     )
 
 
+def _in_list(postgres: bool, column: Any, name: str, item: Any) -> ColumnElement[bool]:
+    """`column IN :name` for a prebuilt statement, the list bound at execution: on PostgreSQL
+    one array parameter (as `_among`), elsewhere an expanding IN."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(item)))  # type: ignore[no-any-return]
+    return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+
+
+# Each batch of 收到 runs the next two; built once per dialect (building them cost more than
+# running them), the lists bound at execution.
 @functools.lru_cache(maxsize=2)
 def _acknowledged_statement(postgres: bool) -> Any:
-    """The 收到 recorded for some hazards, as (hazard id, message id); built once per dialect
-    (a batch of 收到 runs it, and building it cost more than running it)."""
+    """The 收到 recorded for some hazards (`ids`), as (hazard id, message id)."""
     _events = HazardEvent.metadata.tables["hazard_events"]
-    hazards = (
-        _events.c.hazard_id == any_(bindparam("ids", type_=ARRAY(Integer)))
-        if postgres
-        else _events.c.hazard_id.in_(bindparam("ids", expanding=True))
-    )
     # The kind in the SQL, for the partial index ix_hazard_events_acked (see of_kind_for).
     return select(_events.c.hazard_id, _events.c.detail["message_id"].as_integer()).where(
-        hazards, _events.c.kind == literal("acknowledged", literal_execute=True)
+        _in_list(postgres, _events.c.hazard_id, "ids", Integer),
+        _events.c.kind == literal("acknowledged", literal_execute=True),
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _by_messages_statement(postgres: bool) -> Any:
+    """Hazards in some chats (`chats`) whose report or card is one of some messages."""
+    return select(HazardRow).where(
+        _in_list(postgres, HazardRow.chat_id, "chats", BigInteger),
+        or_(
+            _in_list(postgres, HazardRow.report_message_id, "messages", Integer),
+            _in_list(postgres, HazardRow.card_message_id, "messages", Integer),
+        ),
     )
 
 
@@ -452,9 +482,7 @@ class PersonRepository:
         Every report and 收到 records its sender; read-then-write through the ORM was a third
         of a 收到's CPU (benchmarks/ingest.py).
         """
-        await self._upsert(
-            {"user_id": user_id, "username": username, "name": name, "last_seen_at": now}
-        )
+        await self.seen_many([(user_id, username, name)], now)
 
     async def seen_many(
         self, people: Iterable[tuple[int, str | None, str | None]], now: datetime
@@ -589,23 +617,14 @@ class HazardRepository:
         self, keys: Collection[tuple[int, int]]
     ) -> dict[tuple[int, int], HazardRow]:
         """The hazards whose report or card is one of these (chat, message) pairs, in one query."""
-        if len(keys) <= 1:
-            # The usual batch of one 收到: the prebuilt statement of `by_message`, compiled once,
-            # where the IN lists below are built for each call.
-            found = {}
-            for chat_id, message_id in keys:
-                if (row := await self.by_message(chat_id, message_id)) is not None:
-                    found[chat_id, message_id] = row
-            return found
-        messages = {message_id for _, message_id in keys}
+        if not keys:
+            return {}
         result = await self._s.execute(
-            select(HazardRow).where(
-                _among(self._s, HazardRow.chat_id, {chat_id for chat_id, _ in keys}, BigInteger),
-                or_(
-                    _among(self._s, HazardRow.report_message_id, messages, Integer),
-                    _among(self._s, HazardRow.card_message_id, messages, Integer),
-                ),
-            )
+            _by_messages_statement(_postgres(self._s)),
+            {
+                "chats": list({chat_id for chat_id, _ in keys}),
+                "messages": list({message_id for _, message_id in keys}),
+            },
         )
         found = {}
         for row in result.scalars():  # a chat of one pair and a message of another: dropped
@@ -795,21 +814,11 @@ class EventRepository(_HeldRows):
         if not events:
             return
         if _postgres(self._s):
-            at = _shared(events, "at")
-            rows = _rows_json(
-                (
-                    e["hazard_id"],
-                    e["kind"],
-                    e["actor_id"],
-                    e["actor_name"],
-                    e["detail"],
-                    *(() if at is not None else (_iso(e["at"]),)),
-                )
-                for e in events
-            )
-            if at is not None:
+            if (at := _shared(events, "at")) is not None:
+                rows = _rows_json(map(_EVENT_COLUMNS, events))
                 await self._s.execute(_ADD_EVENTS.bindparams(rows=rows, at=at))
             else:
+                rows = _rows_json((*_EVENT_COLUMNS(e), _iso(e["at"])) for e in events)
                 await self._s.execute(_ADD_EVENTS_TIMED.bindparams(rows=rows))
             return
         # The table, not the entity: the ORM's bulk path ran a statement per row.
@@ -912,33 +921,20 @@ class OutboxRepository(_HeldRows):
             return
         if _postgres(self._s):
             shared = _shared(rows, "status", "attempts", "not_before", "created_at")
-            values = _rows_json(
-                (
-                    r["hazard_id"],
-                    r["purpose"],
-                    r["method"],
-                    r["chat_id"],
-                    r["recipient_id"],
-                    r["text"],
-                    r["reply_to_message_id"],
-                    r["payload"],
-                    r["dedupe_key"],
-                    *(
-                        ()
-                        if shared is not None
-                        else (
-                            str(r["status"]),
-                            r["attempts"],
-                            _iso(r["not_before"]),
-                            _iso(r["created_at"]),
-                        )
-                    ),
-                )
-                for r in rows
-            )
             if shared is None:
+                values = _rows_json(
+                    (
+                        *_OUTBOX_COLUMNS(r),
+                        str(r["status"]),
+                        r["attempts"],
+                        _iso(r["not_before"]),
+                        _iso(r["created_at"]),
+                    )
+                    for r in rows
+                )
                 await self._s.execute(_ADD_OUTBOX_TIMED.bindparams(rows=values))
                 return
+            values = _rows_json(map(_OUTBOX_COLUMNS, rows))
             status, attempts, not_before, created_at = shared
             await self._s.execute(
                 _ADD_OUTBOX.bindparams(
