@@ -56,9 +56,9 @@ def batch_sizes(bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch) -> list[int]
     """Record the size of every batch the service is asked to write."""
     sizes: list[int] = []
 
-    async def counted(acks: Batch, write: Write) -> Outcomes:
-        sizes.append(len(acks))
-        return await write(acks)
+    async def counted(items: Batch, write: Write) -> Outcomes:
+        sizes.append(len(items))
+        return await write(items)
 
     around_writes(bot, monkeypatch, counted)
     return sizes
