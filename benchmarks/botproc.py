@@ -19,7 +19,7 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -27,12 +27,12 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.app import build_application, runtime_of
+from bot.batches import WriteBatcher
 from bot.clock import SystemClock
 from bot.config import load_config
 from bot.logs import configure_logging
-from bot.service import AckOutcome, GroupMessage, HazardService
+from bot.service import GroupMessage
 from storage.db import create_engine
-from storage.uow import UnitOfWork
 
 COUNTER_GROUP = 1000  # after every handler of the bot: counting never changes what it does
 
@@ -49,12 +49,10 @@ async def _ready_when(started: Awaitable[None]) -> None:
 def _acknowledgements_cost_nothing() -> None:
     """Every 收到 is still classified, then answers nothing: no read, no write, no send."""
 
-    async def nothing(
-        self: HazardService, uow: UnitOfWork, acks: Sequence[tuple[GroupMessage, datetime]]
-    ) -> list[AckOutcome]:
-        return [AckOutcome.NOT_A_HAZARD_REPLY] * len(acks)
+    def nothing(self: WriteBatcher, msg: GroupMessage, at: datetime, update: Update) -> None:
+        return None  # not held: the update counts as handled when its handler returns
 
-    HazardService.acknowledge_in = nothing  # type: ignore[method-assign]
+    WriteBatcher.acknowledge = nothing  # type: ignore[method-assign]
 
 
 def main() -> int:

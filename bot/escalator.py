@@ -418,8 +418,16 @@ class Escalator:
     # ---- names -------------------------------------------------------------------------------
 
     async def labels(self, uow: UnitOfWork, members: Sequence[Member]) -> list[str]:
-        lookups = Lookups(await uow.people.cards(m.user_id for m in members if m.user_id))
-        return self._labels(members, lookups)
+        return (await self.labels_many(uow, [members]))[0]
+
+    async def labels_many(
+        self, uow: UnitOfWork, groups: Sequence[Sequence[Member]]
+    ) -> list[list[str]]:
+        """`labels` of several groups of members (a batch's cards), read in one query."""
+        lookups = Lookups(
+            await uow.people.cards(m.user_id for ms in groups for m in ms if m.user_id)
+        )
+        return [self._labels(members, lookups) for members in groups]
 
     async def label(self, uow: UnitOfWork, member: Member) -> str:
         return (await self.labels(uow, [member]))[0]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.buttons import Buttons
 from bot.commands import Commands
@@ -23,6 +23,7 @@ from escalation.clock import Clock
 from escalation.evidence import EvidenceInput, EvidenceKind, Refusal, Site, judge_evidence
 from escalation.hazard import (
     ACTIVE_STATES,
+    Decision,
     HazardState,
     SiteEvidence,
     decide,
@@ -89,6 +90,7 @@ class ReportToWrite:
     msg: GroupMessage
     classification: Classification
     at: datetime
+    photo: Photo | None = None  # a report made as a photo's caption
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,15 @@ class AckToWrite:
 
 
 GroupWrite = ReportToWrite | AckToWrite
+
+
+class _Opened(NamedTuple):
+    """A hazard row a report of the batch inserted, with what its card and calls need."""
+
+    row: HazardRow
+    decision: Decision
+    project: ProjectConfig
+    labels: list[str]  # level 1's people as the card names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,25 +234,51 @@ class HazardService:
     # ---- a batch of group messages ------------------------------------------------------------
 
     async def record_many(self, items: Sequence[GroupWrite]) -> list[Reported | AckOutcome | None]:
-        """Reports and bare 收到, in the order they came, in one transaction (`bot/batches.py`).
-
-        Each is written as `report` or `acknowledge_in` would have written it alone, and sees
-        what the items before it wrote: a 收到 replying to a report of the same batch finds it.
-        """
-        outcomes: list[Reported | AckOutcome | None] = []
+        """Reports and bare 收到, in the order they came, in one transaction (`bot/batches.py`)."""
         async with self._uow() as uow:
-            for kind, run in groupby(items, key=type):
-                if kind is AckToWrite:  # a run of 收到 between reports shares its lookups
-                    outcomes += await self.acknowledge_in(uow, [(a.msg, a.at) for a in run])
-                    continue
-                for report in run:
-                    assert isinstance(report, ReportToWrite)
-                    outcomes.append(
-                        await self.report_in(
-                            uow, report.msg, report.classification, None, report.at
-                        )
-                    )
+            outcomes = await self.record_in(uow, items)
             await uow.commit()
+        return outcomes
+
+    async def record_in(
+        self, uow: UnitOfWork, items: Sequence[GroupWrite]
+    ) -> list[Reported | AckOutcome | None]:
+        """`record_many` in the caller's transaction, not committed.
+
+        Each item is written as it would have been alone, and sees what the items before it
+        wrote: a 收到 replying to a report of the same batch finds it. The batch's statements are
+        shared, set by set: one lookup of the messages reports and 收到 refer to, one upsert of
+        senders, one statement taking the #N of every project, one insert of the hazards. A
+        statement per report or per 收到 was most of what a busy group cost (benchmarks/ingest.py).
+        Events and outbox rows are then written in the order the items came.
+        """
+        reports = [(i, item) for i, item in enumerate(items) if isinstance(item, ReportToWrite)]
+        acks = [(i, item) for i, item in enumerate(items) if isinstance(item, AckToWrite)]
+        known = await uow.hazards.by_messages(
+            {(r.msg.chat_id, r.msg.message_id) for _, r in reports}
+            | {(a.msg.chat_id, a.msg.reply_to) for _, a in acks if a.msg.reply_to is not None}
+        )
+        outcomes: list[Reported | AckOutcome | None] = [None] * len(items)
+        opened = await self._open_hazards(uow, reports, known, outcomes)
+        targets, again = await self._ack_targets(uow, acks, known, opened)
+        senders: dict[int, Sender] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, ReportToWrite):
+                if (new := opened.get(index)) is not None:
+                    outcomes[index] = await self._announce(uow, item, new)
+            elif index in again:
+                # Committed before a restart, and delivered again because it was never confirmed:
+                # recorded and answered already, so neither happens twice.
+                outcomes[index] = AckOutcome.ALREADY_RECORDED
+            elif (row := targets.get(index)) is not None:
+                senders[item.msg.sender.user_id] = item.msg.sender
+                outcomes[index] = self._acknowledged(uow, row, item.msg, item.at)
+            else:
+                outcomes[index] = AckOutcome.NOT_A_HAZARD_REPLY
+        await uow.people.seen_many(
+            ((s.user_id, s.username, s.name) for s in senders.values() if not s.anonymous),
+            self.now(),
+        )
         return outcomes
 
     # ---- reports -----------------------------------------------------------------------------
@@ -250,32 +287,93 @@ class HazardService:
         self, msg: GroupMessage, classification: Classification, photo: Photo | None = None
     ) -> Reported | None:
         """Register a hazard report as #N and reply with its card; None for unknown groups."""
-        async with self._uow() as uow:
-            reported = await self.report_in(uow, msg, classification, photo, self._clock.now())
-            await uow.commit()
-            return reported
+        item = ReportToWrite(msg, classification, self._clock.now(), photo)
+        (outcome,) = await self.record_many([item])
+        assert outcome is None or isinstance(outcome, Reported)
+        return outcome
 
-    async def report_in(
+    async def _open_hazards(
         self,
         uow: UnitOfWork,
-        msg: GroupMessage,
-        classification: Classification,
-        photo: Photo | None,
-        now: datetime,
-    ) -> Reported | None:
-        """`report` in the caller's transaction (a batch's: `record_many`), not committed."""
-        project_cfg = await self.project_in(uow, msg.chat_id)
-        if project_cfg is None:
-            return None
-        existing = await uow.hazards.by_message(msg.chat_id, msg.message_id)
-        if existing is not None:  # a redelivered update or an edit of a registered report
-            return Reported(existing.number, None)
-        await self.seen(uow, msg.sender)
-        project_id, number = await uow.projects.take_number(msg.chat_id, project_cfg.name, now)
-        chain = project_cfg.snapshot()
-        unresolved = [m.username for m in chain.members_up_to(chain.top) if m.user_id is None]
-        chain = chain.with_resolved(await uow.people.ids_for_usernames(u for u in unresolved if u))
-        critical = classification.severity is Severity.CRITICAL
+        reports: Sequence[tuple[int, ReportToWrite]],
+        known: dict[tuple[int, int], HazardRow],
+        outcomes: list[Reported | AckOutcome | None],
+    ) -> dict[int, _Opened]:
+        """The hazard rows of the batch's new reports, inserted, by the index of their report.
+
+        A report of an unknown group stays None in `outcomes`; one registered before (a
+        redelivery, or the same update twice in the batch) gets its #N there and no deadline.
+        `known` gains the new rows, so the 收到 after them find them.
+        """
+        new: list[tuple[int, ReportToWrite, ProjectConfig]] = []
+        registered: list[tuple[int, tuple[int, int]]] = []
+        keys: set[tuple[int, int]] = set()
+        for index, report in reports:
+            project_cfg = await self.project_in(uow, report.msg.chat_id)
+            if project_cfg is None:
+                continue
+            key = (report.msg.chat_id, report.msg.message_id)
+            if key in known or key in keys:
+                registered.append((index, key))
+            else:
+                keys.add(key)
+                new.append((index, report, project_cfg))
+        opened = await self._insert_hazards(uow, new) if new else {}
+        for index, report in reports:
+            if (new_one := opened.get(index)) is not None:
+                known[report.msg.chat_id, report.msg.message_id] = new_one.row
+        for index, key in registered:
+            outcomes[index] = Reported(known[key].number, None)
+        return opened
+
+    async def _insert_hazards(
+        self, uow: UnitOfWork, new: Sequence[tuple[int, ReportToWrite, ProjectConfig]]
+    ) -> dict[int, _Opened]:
+        """Rows for new reports, numbered and flushed in a few statements shared by all."""
+        await uow.people.seen_many(
+            (
+                (r.msg.sender.user_id, r.msg.sender.username, r.msg.sender.name)
+                for _, r, _ in new
+                if not r.msg.sender.anonymous
+            ),
+            self.now(),
+        )
+        wanted = Counter(r.msg.chat_id for _, r, _ in new)
+        names = {r.msg.chat_id: cfg.name for _, r, cfg in new}
+        numbers = await uow.projects.take_numbers(
+            {chat: (names[chat], count) for chat, count in wanted.items()}, new[0][1].at
+        )
+        chains = [cfg.snapshot() for _, _, cfg in new]
+        unresolved = {
+            m.username for c in chains for m in c.members_up_to(c.top) if m.user_id is None
+        }
+        if unresolved - {None}:
+            resolved = await uow.people.ids_for_usernames(u for u in unresolved if u)
+            chains = [c.with_resolved(resolved) for c in chains]
+        labels = await self.escalator.labels_many(uow, [c.level(1).members for c in chains])
+        opened: dict[int, _Opened] = {}
+        taken = {chat: first for chat, (_, first) in numbers.items()}
+        for (index, report, project_cfg), chain, level1 in zip(new, chains, labels, strict=True):
+            chat_id = report.msg.chat_id
+            number, taken[chat_id] = taken[chat_id], taken[chat_id] + 1
+            row, decision = self._hazard_row(
+                report, project_cfg, numbers[chat_id][0], number, chain
+            )
+            uow.hazards.add(row)
+            opened[index] = _Opened(row, decision, project_cfg, level1)
+        await uow.hazards.flush()
+        return opened
+
+    def _hazard_row(
+        self,
+        report: ReportToWrite,
+        project_cfg: ProjectConfig,
+        project_id: int,
+        number: int,
+        chain: ChainSnapshot,
+    ) -> tuple[HazardRow, Decision]:
+        msg, now = report.msg, report.at
+        critical = report.classification.severity is Severity.CRITICAL
         decision = open_hazard(
             number=number,
             chain=chain,
@@ -292,7 +390,7 @@ class HazardService:
             reporter_id=msg.sender.user_id,
             reporter_name=self.name_of(msg.sender),
             text=msg.text,
-            category=classification.category,
+            category=report.classification.category,
             critical=critical,
             state=hazard.state,
             level=hazard.level,
@@ -303,10 +401,14 @@ class HazardService:
             chain=chain.to_json(),
             policy=policy_to_json(hazard.policy),
             ack_reminded=False,
-            photo_file_id=photo.file_id if photo else None,
+            photo_file_id=report.photo.file_id if report.photo else None,
         )
-        uow.hazards.add(row)
-        await uow.hazards.flush()
+        return row, decision
+
+    async def _announce(self, uow: UnitOfWork, report: ReportToWrite, opened: _Opened) -> Reported:
+        """A new hazard's event, card and first calls, written where its report came."""
+        row, decision, classification = opened.row, opened.decision, report.classification
+        msg, now, photo = report.msg, report.at, report.photo
         uow.events.append(
             row.id,
             "reported",
@@ -331,16 +433,15 @@ class HazardService:
                     at=now,
                 )
             )
-        level1 = chain.level(1)
-        labels = await self.escalator.labels(uow, level1.members)
+        hazard = decision.hazard
         assert hazard.deadline is not None
         card = self.texts.card(
-            number=number,
+            number=row.number,
             text=msg.text,
             category=classification.category,
-            critical=critical,
-            role=level1.role,
-            people=labels,
+            critical=row.critical,
+            role=hazard.chain.level(1).role,
+            people=opened.labels,
             deadline=hazard.deadline,
             now=now,
         )
@@ -358,54 +459,48 @@ class HazardService:
         )
         for call in decision.calls:
             if call.dm:
-                await self.escalator.enqueue_call(uow, row, project_cfg, call, now)
-        return Reported(number, hazard.deadline)
+                await self.escalator.enqueue_call(uow, row, opened.project, call, now)
+        return Reported(row.number, hazard.deadline)
 
     # ---- acknowledgements --------------------------------------------------------------------
 
-    async def acknowledge_in(
-        self, uow: UnitOfWork, acks: Sequence[tuple[GroupMessage, datetime]]
-    ) -> list[AckOutcome]:
-        """Bare 收到, each with when it came, in order, in the caller's transaction (a batch's:
-        `record_many`), not committed.
+    async def _ack_targets(
+        self,
+        uow: UnitOfWork,
+        acks: Sequence[tuple[int, AckToWrite]],
+        known: dict[tuple[int, int], HazardRow],
+        opened: dict[int, _Opened],
+    ) -> tuple[dict[int, HazardRow], set[int]]:
+        """The hazard each 收到 answers, by its index, and which 收到 were recorded before.
 
         A 收到 to a hazard is recorded; one reminder per hazard, then only a reaction. It answers
         a hazard when it replies to the report or the card, or when a chain member types it
-        within ACK_WINDOW of the card while the group has exactly one open hazard. One already
-        recorded (Telegram delivers it again after a restart) is skipped. The replied-to
-        messages are looked up in one query, and the senders recorded in one statement.
+        within ACK_WINDOW of the card while the group has exactly one open hazard (a report of
+        the batch made after the 收到 does not count). One already recorded (Telegram delivers
+        it again after a restart) is skipped; which were is read in one query.
         """
-        replied = await uow.hazards.by_messages(
-            {(m.chat_id, m.reply_to) for m, _ in acks if m.reply_to is not None}
-        )
-        targets: list[HazardRow | None] = []
-        for msg, now in acks:
+        opened_by = {new.row.id: index for index, new in opened.items()}
+        targets: dict[int, HazardRow] = {}
+        for index, ack in acks:
+            msg = ack.msg
             if msg.reply_to is not None:
-                row = replied.get((msg.chat_id, msg.reply_to))
-                targets.append(row if row is not None and row.state is HazardState.OPEN else None)
+                row = known.get((msg.chat_id, msg.reply_to))
+                if row is not None and row.state is HazardState.OPEN:
+                    targets[index] = row
             else:
-                targets.append(await self._unreplied_ack_target(uow, msg, now))
-        recorded = await uow.events.acknowledged_messages({r.id for r in targets if r is not None})
-        senders: dict[int, Sender] = {}
-        outcomes: list[AckOutcome] = []
-        for (msg, now), row in zip(acks, targets, strict=True):
-            if row is None:
-                outcomes.append(AckOutcome.NOT_A_HAZARD_REPLY)
-                continue
-            if (row.id, msg.message_id) in recorded:
-                # Committed before a restart, and delivered again because it was never confirmed:
-                # recorded and answered already, so neither happens twice.
-                outcomes.append(AckOutcome.ALREADY_RECORDED)
-                continue
-            senders[msg.sender.user_id] = msg.sender
-            outcomes.append(await self._acknowledged(uow, row, msg, now))
-        await uow.people.seen_many(
-            ((s.user_id, s.username, s.name) for s in senders.values() if not s.anonymous),
-            self.now(),
-        )
-        return outcomes
+                open_rows = [
+                    r
+                    for r in await uow.hazards.open_in_chat(msg.chat_id)
+                    if opened_by.get(r.id, -1) < index
+                ]
+                if (row := self._unreplied_ack_target(open_rows, msg, ack.at)) is not None:
+                    targets[index] = row
+        recorded = await uow.events.acknowledged_messages({r.id for r in targets.values()})
+        by_index = dict(acks)
+        again = {i for i, r in targets.items() if (r.id, by_index[i].msg.message_id) in recorded}
+        return targets, again
 
-    async def _acknowledged(
+    def _acknowledged(
         self, uow: UnitOfWork, row: HazardRow, msg: GroupMessage, now: datetime
     ) -> AckOutcome:
         uow.events.append(
@@ -446,11 +541,11 @@ class HazardService:
         )
         return AckOutcome.REACTED
 
-    async def _unreplied_ack_target(
-        self, uow: UnitOfWork, msg: GroupMessage, now: datetime
+    @staticmethod
+    def _unreplied_ack_target(
+        open_rows: Sequence[HazardRow], msg: GroupMessage, now: datetime
     ) -> HazardRow | None:
-        """The hazard a 收到 that replies to nothing answers, if any (see `acknowledge_in`)."""
-        open_rows = await uow.hazards.open_in_chat(msg.chat_id)
+        """The hazard a 收到 that replies to nothing answers, if any (see `_ack_targets`)."""
         if len(open_rows) != 1:
             return None
         row = open_rows[0]

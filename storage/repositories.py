@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -306,12 +306,6 @@ _MARK_SENT = (
     )
 )
 _projects = Project.metadata.tables["projects"]
-_TAKE_NUMBER = (
-    update(_projects)
-    .where(_projects.c.chat_id == bindparam("of_chat", type_=BigInteger))
-    .values(next_number=_projects.c.next_number + 1)
-    .returning(_projects.c.id, _projects.c.next_number)
-)
 _hazards = HazardRow.metadata.tables["hazards"]
 _SET_CARD = (
     update(_hazards)
@@ -411,25 +405,29 @@ class ProjectRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def get_or_create(self, chat_id: int, name: str, now: datetime) -> Project:
-        project = await self.by_chat(chat_id)
-        if project is None:
-            project = Project(chat_id=chat_id, name=name, next_number=1, created_at=now)
-            self._s.add(project)
-            await self._s.flush()
-        return project
-
     async def take_number(self, chat_id: int, name: str, now: datetime) -> tuple[int, int]:
-        """The project's id and its next #N, taken atomically so two processes never share one.
+        """The project's id and its next #N: `take_numbers` for one."""
+        return (await self.take_numbers({chat_id: (name, 1)}, now))[chat_id]
 
-        One statement once the project exists; its first report creates it.
+    async def take_numbers(
+        self, wanted: Mapping[int, tuple[str, int]], now: datetime
+    ) -> dict[int, tuple[int, int]]:
+        """For each chat, given (project name, how many numbers): the project's id and the first
+        of that many consecutive #N, taken atomically so two processes never share one. A
+        project is created by its first report. One statement for every project of a batch.
         """
-        taken = (await self._s.execute(_TAKE_NUMBER, {"of_chat": chat_id})).first()
-        if taken is None:
-            await self.get_or_create(chat_id, name, now)
-            taken = (await self._s.execute(_TAKE_NUMBER, {"of_chat": chat_id})).one()
-        project_id, after = taken
-        return int(project_id), int(after) - 1
+        rows = [  # every transaction locks projects in one order: no deadlock
+            {"chat_id": chat_id, "name": name, "next_number": 1 + count, "created_at": now}
+            for chat_id, (name, count) in sorted(wanted.items())
+        ]
+        # Several rows: an executemany, which SQLAlchemy sends as one multi-row statement.
+        result = await self._s.execute(
+            _take_numbers(_postgres(self._s)), rows[0] if len(rows) == 1 else rows
+        )
+        return {
+            int(chat_id): (int(project_id), int(after) - wanted[chat_id][1])
+            for project_id, chat_id, after in result.all()
+        }
 
     async def by_chat(self, chat_id: int) -> Project | None:
         result = await self._s.execute(select(Project).where(Project.chat_id == chat_id))
@@ -458,6 +456,21 @@ class ProjectRepository:
             select(ChatMigration.old_chat_id).where(ChatMigration.new_chat_id == chat_id)
         )
         return result.scalar_one_or_none()
+
+
+@functools.lru_cache(maxsize=2)
+def _take_numbers(postgres: bool) -> Any:
+    """Insert a project with its next #N past the numbers taken, or move on the #N of the one
+    there; built once per dialect, the values bound at execution.
+
+    (On PostgreSQL every upsert draws a value of the projects' id sequence, used or not: at one
+    draw per project in a batch that reports, an int column lasts some two billion batches.)
+    """
+    stmt = (pg_insert if postgres else sqlite_insert)(_projects)
+    taken = stmt.excluded.next_number - 1
+    return stmt.on_conflict_do_update(
+        index_elements=["chat_id"], set_={"next_number": _projects.c.next_number + taken}
+    ).returning(_projects.c.id, _projects.c.chat_id, _projects.c.next_number)
 
 
 @functools.lru_cache(maxsize=8)

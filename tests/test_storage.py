@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, event, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.outbox_rows import outbox_values
@@ -174,6 +174,28 @@ async def test_numbers_are_per_project_and_increasing(uow: UnitOfWorkFactory) ->
         assert a is not None
         assert b is not None
         assert (a.number, b.number) == (1, 2)
+
+
+async def test_numbers_of_several_projects_are_taken_in_one_statement(
+    uow: UnitOfWorkFactory, db_engine: AsyncEngine
+) -> None:
+    """A batch takes runs of #N for projects old and new at once, and the next take goes on."""
+    other = GROUP - 1
+    await _hazard(uow)  # the project of GROUP exists, its next #N is 2
+    statements: list[str] = []
+    event.listen(
+        db_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+    )
+    async with uow() as u:
+        taken = await u.projects.take_numbers({other: ("另一个项目", 2), GROUP: ("邮政", 3)}, T0)
+        await u.commit()
+    assert [s for s in statements if not s.startswith("BEGIN")] == [statements[-1]]
+    assert {chat: first for chat, (_, first) in taken.items()} == {GROUP: 2, other: 1}
+    async with uow() as u:
+        assert (await u.projects.take_number(other, "另一个项目", T0))[1] == 3
+        assert (await u.projects.take_number(GROUP, "邮政", T0))[1] == 5
+        assert taken[GROUP][0] == (await u.projects.take_number(GROUP, "邮政", T0))[0]
+        assert taken[other][0] != taken[GROUP][0]
 
 
 async def test_a_nul_character_in_peoples_text_is_dropped_not_fatal(
