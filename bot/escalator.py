@@ -198,20 +198,24 @@ class Escalator:
 
     # ---- rendering calls into outbox rows ----------------------------------------------------
 
-    async def enqueue_call(
+    def enqueue_first_call(
         self,
         uow: UnitOfWork,
         row: HazardRow,
+        hazard: Hazard,
         project_cfg: ProjectConfig | None,
         call: CallLevel,
         now: datetime,
     ) -> None:
-        """Write the DMs (and group notice) of one call for a hazard already in this session."""
-        hazard = to_domain(row)
-        lookups = await self._lookups(uow, [row], [hazard])
+        """Write the DMs of a new hazard's first call (a critical report's), in its transaction.
+
+        Nothing is read: nobody can have acknowledged a hazard not yet committed, and its chain
+        was resolved against the people known when it was copied. (Two queries per critical
+        report were a fifth of a busy batch's statements: benchmarks/ingest.py.)
+        """
         events: list[tuple[str, dict[str, Any]]] = []
         for values in self._render_call(
-            row, row.version, hazard, project_cfg, call, now, lookups, events
+            row, row.version, hazard, project_cfg, call, now, Lookups(), events
         ):
             uow.outbox.add(values)  # written with the card, in one statement at commit
         for kind, detail in events:
@@ -423,10 +427,10 @@ class Escalator:
     async def labels_many(
         self, uow: UnitOfWork, groups: Sequence[Sequence[Member]]
     ) -> list[list[str]]:
-        """`labels` of several groups of members (a batch's cards), read in one query."""
-        lookups = Lookups(
-            await uow.people.cards(m.user_id for ms in groups for m in ms if m.user_id)
-        )
+        """`labels` of several groups of members (a batch's cards), read in one query, and
+        only for members the config gives no name."""
+        unnamed = {m.user_id for ms in groups for m in ms if m.user_id and not m.name}
+        lookups = Lookups(await uow.people.cards(unnamed) if unnamed else {})
         return [self._labels(members, lookups) for members in groups]
 
     async def label(self, uow: UnitOfWork, member: Member) -> str:

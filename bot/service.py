@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -247,8 +247,8 @@ class HazardService:
 
         Each item is written as it would have been alone, and sees what the items before it
         wrote: a 收到 replying to a report of the same batch finds it. The batch's statements are
-        shared, set by set: one lookup of the messages reports and 收到 refer to, one upsert of
-        senders, one statement taking the #N of every project, one insert of the hazards. A
+        shared, set by set: one lookup of the messages reports and 收到 refer to, one statement
+        taking the #N of every project, one insert of the hazards, one upsert of senders. A
         statement per report or per 收到 was most of what a busy group cost (benchmarks/ingest.py).
         Events and outbox rows are then written in the order the items came.
         """
@@ -259,27 +259,28 @@ class HazardService:
             | {(a.msg.chat_id, a.msg.reply_to) for _, a in acks if a.msg.reply_to is not None}
         )
         outcomes: list[Reported | AckOutcome | None] = [None] * len(items)
-        opened = await self._open_hazards(uow, reports, known, outcomes)
+        senders: dict[int, Sender] = {}  # to record as seen, at the end
+        opened = await self._open_hazards(uow, reports, known, outcomes, senders)
         targets, again = await self._ack_targets(uow, acks, known, opened)
-        senders: dict[int, Sender] = {}
         for index, item in enumerate(items):
             if isinstance(item, ReportToWrite):
                 if (new := opened.get(index)) is not None:
-                    outcomes[index] = await self._announce(uow, item, new)
+                    outcomes[index] = self._announce(uow, item, new)
             elif index in again:
-                # Committed before a restart, and delivered again because it was never confirmed:
-                # recorded and answered already, so neither happens twice.
+                # Committed before a restart, and delivered again because it was never confirmed
+                # (or twice in this batch): recorded and answered already, so neither happens twice.
                 outcomes[index] = AckOutcome.ALREADY_RECORDED
             elif (row := targets.get(index)) is not None:
                 senders[item.msg.sender.user_id] = item.msg.sender
                 outcomes[index] = self._acknowledged(uow, row, item.msg, item.at)
             else:
                 outcomes[index] = AckOutcome.NOT_A_HAZARD_REPLY
-        await uow.people.seen_many(
-            ((s.user_id, s.username, s.name) for s in senders.values() if not s.anonymous),
-            self.now(),
-        )
+        await self._seen_all(uow, senders.values())
         return outcomes
+
+    async def _seen_all(self, uow: UnitOfWork, senders: Iterable[Sender]) -> None:
+        people = [(s.user_id, s.username, s.name) for s in senders if not s.anonymous]
+        await uow.people.seen_many(people, self.now())
 
     # ---- reports -----------------------------------------------------------------------------
 
@@ -298,12 +299,14 @@ class HazardService:
         reports: Sequence[tuple[int, ReportToWrite]],
         known: dict[tuple[int, int], HazardRow],
         outcomes: list[Reported | AckOutcome | None],
+        senders: dict[int, Sender],
     ) -> dict[int, _Opened]:
         """The hazard rows of the batch's new reports, inserted, by the index of their report.
 
         A report of an unknown group stays None in `outcomes`; one registered before (a
         redelivery, or the same update twice in the batch) gets its #N there and no deadline.
-        `known` gains the new rows, so the 收到 after them find them.
+        `known` gains the new rows, so the 收到 after them find them. Their reporters join
+        `senders`, unless they are recorded as seen at once.
         """
         new: list[tuple[int, ReportToWrite, ProjectConfig]] = []
         registered: list[tuple[int, tuple[int, int]]] = []
@@ -318,7 +321,7 @@ class HazardService:
             else:
                 keys.add(key)
                 new.append((index, report, project_cfg))
-        opened = await self._insert_hazards(uow, new) if new else {}
+        opened = await self._insert_hazards(uow, new, senders) if new else {}
         for index, report in reports:
             if (new_one := opened.get(index)) is not None:
                 known[report.msg.chat_id, report.msg.message_id] = new_one.row
@@ -327,27 +330,28 @@ class HazardService:
         return opened
 
     async def _insert_hazards(
-        self, uow: UnitOfWork, new: Sequence[tuple[int, ReportToWrite, ProjectConfig]]
+        self,
+        uow: UnitOfWork,
+        new: Sequence[tuple[int, ReportToWrite, ProjectConfig]],
+        senders: dict[int, Sender],
     ) -> dict[int, _Opened]:
         """Rows for new reports, numbered and flushed in a few statements shared by all."""
-        await uow.people.seen_many(
-            (
-                (r.msg.sender.user_id, r.msg.sender.username, r.msg.sender.name)
-                for _, r, _ in new
-                if not r.msg.sender.anonymous
-            ),
-            self.now(),
-        )
+        chains = [cfg.snapshot() for _, _, cfg in new]
+        unresolved = {
+            m.username for c in chains for m in c.members_up_to(c.top) if m.user_id is None
+        } - {None}
+        reporters = {r.msg.sender.user_id: r.msg.sender for _, r, _ in new}
+        if unresolved or any(not m.name for c in chains for m in c.level(1).members):
+            # People are read below, and a reporter may be one of them: seen first, as alone.
+            await self._seen_all(uow, reporters.values())
+        else:
+            senders.update(reporters)
         wanted = Counter(r.msg.chat_id for _, r, _ in new)
         names = {r.msg.chat_id: cfg.name for _, r, cfg in new}
         numbers = await uow.projects.take_numbers(
             {chat: (names[chat], count) for chat, count in wanted.items()}, new[0][1].at
         )
-        chains = [cfg.snapshot() for _, _, cfg in new]
-        unresolved = {
-            m.username for c in chains for m in c.members_up_to(c.top) if m.user_id is None
-        }
-        if unresolved - {None}:
+        if unresolved:
             resolved = await uow.people.ids_for_usernames(u for u in unresolved if u)
             chains = [c.with_resolved(resolved) for c in chains]
         labels = await self.escalator.labels_many(uow, [c.level(1).members for c in chains])
@@ -405,7 +409,7 @@ class HazardService:
         )
         return row, decision
 
-    async def _announce(self, uow: UnitOfWork, report: ReportToWrite, opened: _Opened) -> Reported:
+    def _announce(self, uow: UnitOfWork, report: ReportToWrite, opened: _Opened) -> Reported:
         """A new hazard's event, card and first calls, written where its report came."""
         row, decision, classification = opened.row, opened.decision, report.classification
         msg, now, photo = report.msg, report.at, report.photo
@@ -459,7 +463,7 @@ class HazardService:
         )
         for call in decision.calls:
             if call.dm:
-                await self.escalator.enqueue_call(uow, row, opened.project, call, now)
+                self.escalator.enqueue_first_call(uow, row, hazard, opened.project, call, now)
         return Reported(row.number, hazard.deadline)
 
     # ---- acknowledgements --------------------------------------------------------------------
@@ -496,8 +500,13 @@ class HazardService:
                 if (row := self._unreplied_ack_target(open_rows, msg, ack.at)) is not None:
                     targets[index] = row
         recorded = await uow.events.acknowledged_messages({r.id for r in targets.values()})
-        by_index = dict(acks)
-        again = {i for i, r in targets.items() if (r.id, by_index[i].msg.message_id) in recorded}
+        again = set()
+        for index, ack in acks:
+            if (row := targets.get(index)) is not None:
+                key = (row.id, ack.msg.message_id)
+                if key in recorded:
+                    again.add(index)
+                recorded.add(key)  # the same 收到 twice in this batch counts once
         return targets, again
 
     def _acknowledged(

@@ -166,3 +166,23 @@ async def test_events_and_messages_are_written_in_the_order_their_items_came(
             ("reported", REPORTER),
             ("acknowledged", SAFETY),
         ]
+
+
+async def test_the_same_ack_twice_in_a_batch_is_recorded_and_answered_once(
+    service: HazardService, uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Delivered twice before either was written: one event, one reminder, and no failure."""
+    batch = Batch(clock)
+    report = batch.report(REPORTS[0])
+    await service.record_many([report])
+    ack = batch.ack(SAFETY, report)
+    assert await service.record_many([ack, ack]) == [
+        AckOutcome.REMINDED,
+        AckOutcome.ALREADY_RECORDED,
+    ]
+    async with uow() as u:
+        session = u.hazards._s
+        kinds = (await session.execute(select(HazardEvent.kind))).scalars().all()
+        assert sorted(kinds) == ["acknowledged", "reported"]
+        purposes = (await session.execute(select(OutboxRow.purpose))).scalars().all()
+        assert sorted(purposes) == ["ack_reminder", "card"]
