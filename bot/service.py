@@ -30,7 +30,7 @@ from escalation.hazard import (
     open_hazard,
 )
 from storage.models import EvidenceRow, HazardRow
-from storage.repositories import policy_to_json, to_domain
+from storage.repositories import Referred, policy_to_json, to_domain
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -254,14 +254,15 @@ class HazardService:
         """
         reports = [(i, item) for i, item in enumerate(items) if isinstance(item, ReportToWrite)]
         acks = [(i, item) for i, item in enumerate(items) if isinstance(item, AckToWrite)]
-        known = await uow.hazards.by_messages(
+        referred = await uow.hazards.by_messages(
             {(r.msg.chat_id, r.msg.message_id) for _, r in reports}
             | {(a.msg.chat_id, a.msg.reply_to) for _, a in acks if a.msg.reply_to is not None}
         )
+        known = referred.hazards
         outcomes: list[Reported | AckOutcome | None] = [None] * len(items)
         senders: dict[int, Sender] = {}  # to record as seen, at the end
         opened = await self._open_hazards(uow, reports, known, outcomes, senders)
-        targets, again = await self._ack_targets(uow, acks, known, opened)
+        targets, again = await self._ack_targets(uow, acks, referred, opened)
         for index, item in enumerate(items):
             if isinstance(item, ReportToWrite):
                 if (new := opened.get(index)) is not None:
@@ -472,7 +473,7 @@ class HazardService:
         self,
         uow: UnitOfWork,
         acks: Sequence[tuple[int, AckToWrite]],
-        known: dict[tuple[int, int], HazardRow],
+        referred: Referred,
         opened: dict[int, _Opened],
     ) -> tuple[dict[int, HazardRow], set[int]]:
         """The hazard each 收到 answers, by its index, and which 收到 were recorded before.
@@ -481,14 +482,15 @@ class HazardService:
         a hazard when it replies to the report or the card, or when a chain member types it
         within ACK_WINDOW of the card while the group has exactly one open hazard (a report of
         the batch made after the 收到 does not count). One already recorded (Telegram delivers
-        it again after a restart) is skipped; which were is read in one query.
+        it again after a restart) is skipped: the 收到 recorded for the hazards replied to came
+        with them, those for a hazard found otherwise are read in one query.
         """
         opened_by = {new.row.id: index for index, new in opened.items()}
         targets: dict[int, HazardRow] = {}
         for index, ack in acks:
             msg = ack.msg
             if msg.reply_to is not None:
-                row = known.get((msg.chat_id, msg.reply_to))
+                row = referred.hazards.get((msg.chat_id, msg.reply_to))
                 if row is not None and row.state is HazardState.OPEN:
                     targets[index] = row
             else:
@@ -499,7 +501,10 @@ class HazardService:
                 ]
                 if (row := self._unreplied_ack_target(open_rows, msg, ack.at)) is not None:
                     targets[index] = row
-        recorded = await uow.events.acknowledged_messages({r.id for r in targets.values()})
+        looked_up = {r.id for r in referred.hazards.values()} | opened_by.keys()
+        recorded = referred.acknowledged | await uow.events.acknowledged_messages(
+            {r.id for r in targets.values()} - looked_up  # a bare 收到's hazard
+        )
         again = set()
         for index, ack in acks:
             if (row := targets.get(index)) is not None:

@@ -368,8 +368,20 @@ def _acknowledged_statement(postgres: bool) -> Any:
 
 @functools.lru_cache(maxsize=2)
 def _by_messages_statement(postgres: bool) -> Any:
-    """Hazards in some chats (`chats`) whose report or card is one of some messages."""
-    return select(HazardRow).where(
+    """Hazards in some chats (`chats`) whose report or card is one of some messages, each with
+    the messages of the 收到 recorded for it (a PostgreSQL array; on SQLite, text "5,7")."""
+    _events = HazardEvent.metadata.tables["hazard_events"]
+    message = _events.c.detail["message_id"].as_integer()
+    acknowledged = (
+        select(func.array_agg(message) if postgres else func.group_concat(message))
+        .where(
+            _events.c.hazard_id == HazardRow.id,
+            # In the SQL, for the partial index ix_hazard_events_acked (see of_kind_for).
+            _events.c.kind == literal("acknowledged", literal_execute=True),
+        )
+        .scalar_subquery()
+    )
+    return select(HazardRow, acknowledged).where(
         _in_list(postgres, HazardRow.chat_id, "chats", BigInteger),
         or_(
             _in_list(postgres, HazardRow.report_message_id, "messages", Integer),
@@ -593,6 +605,14 @@ class PersonRepository:
         return True
 
 
+class Referred(NamedTuple):
+    """What `HazardRepository.by_messages` found: hazards by (chat, message), and the
+    (hazard id, message id) of each 收到 committed for them."""
+
+    hazards: dict[tuple[int, int], HazardRow]
+    acknowledged: set[tuple[int, int]]
+
+
 class PersonCard(NamedTuple):
     name: str | None
     started: bool
@@ -626,12 +646,12 @@ class HazardRepository:
         result = await self._s.execute(_BY_MESSAGE, {"of_chat": chat_id, "message": message_id})
         return result.scalars().first()
 
-    async def by_messages(
-        self, keys: Collection[tuple[int, int]]
-    ) -> dict[tuple[int, int], HazardRow]:
-        """The hazards whose report or card is one of these (chat, message) pairs, in one query."""
+    async def by_messages(self, keys: Collection[tuple[int, int]]) -> Referred:
+        """The hazards whose report or card is one of these (chat, message) pairs, and the 收到
+        committed for them, in one query: a batch asks both, and a second query for the 收到 was
+        a statement more in every batch (benchmarks/ingest.py)."""
         if not keys:
-            return {}
+            return Referred({}, set())
         result = await self._s.execute(
             _by_messages_statement(_postgres(self._s)),
             {
@@ -639,12 +659,17 @@ class HazardRepository:
                 "messages": list({message_id for _, message_id in keys}),
             },
         )
-        found = {}
-        for row in result.scalars():  # a chat of one pair and a message of another: dropped
-            for message in (row.report_message_id, row.card_message_id):
-                if message is not None and (row.chat_id, message) in keys:
-                    found[row.chat_id, message] = row
-        return found
+        found: dict[tuple[int, int], HazardRow] = {}
+        acknowledged: set[tuple[int, int]] = set()
+        for row, messages in result:
+            pairs = [(row.chat_id, m) for m in (row.report_message_id, row.card_message_id)]
+            if not (wanted := [pair for pair in pairs if pair in keys]):
+                continue  # a chat of one pair and a message of another
+            found.update(dict.fromkeys(wanted, row))
+            if isinstance(messages, str):  # SQLite's group_concat
+                messages = messages.split(",")
+            acknowledged.update((row.id, int(m)) for m in messages or () if m is not None)
+        return Referred(found, acknowledged)
 
     async def active_in_chat(self, chat_id: int) -> Sequence[HazardRow]:
         result = await self._s.execute(

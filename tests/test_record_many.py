@@ -186,3 +186,18 @@ async def test_the_same_ack_twice_in_a_batch_is_recorded_and_answered_once(
         assert sorted(kinds) == ["acknowledged", "reported"]
         purposes = (await session.execute(select(OutboxRow.purpose))).scalars().all()
         assert sorted(purposes) == ["ack_reminder", "card"]
+
+
+async def test_a_bare_ack_delivered_again_is_not_recorded_twice(
+    service: HazardService, uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """A 收到 replying to nothing finds its hazard as the group's only open one; delivered again
+    after a restart, it is known as recorded all the same."""
+    batch = Batch(clock)
+    await service.record_many([batch.report(REPORTS[0])])
+    ack = batch.ack(SAFETY)
+    assert await service.record_many([ack]) == [AckOutcome.REMINDED]
+    assert await service.record_many([ack]) == [AckOutcome.ALREADY_RECORDED]
+    async with uow() as u:
+        kinds = (await u.hazards._s.execute(select(HazardEvent.kind))).scalars().all()
+        assert sorted(kinds) == ["acknowledged", "reported"]

@@ -183,9 +183,7 @@ async def test_numbers_of_several_projects_are_taken_in_one_statement(
     other = GROUP - 1
     await _hazard(uow)  # the project of GROUP exists, its next #N is 2
     statements: list[str] = []
-    event.listen(
-        db_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
-    )
+    event.listen(db_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     async with uow() as u:
         taken = await u.projects.take_numbers({other: ("另一个项目", 2), GROUP: ("邮政", 3)}, T0)
         await u.commit()
@@ -611,22 +609,28 @@ async def test_acknowledged_messages_are_found_written_or_held(uow: UnitOfWorkFa
 async def test_hazards_are_found_by_their_report_or_card_message_in_one_go(
     uow: UnitOfWorkFactory,
 ) -> None:
-    """`by_messages` finds each pair's hazard by its report or its card; a chat of one pair
-    with the message of another finds nothing, and nor does an unknown message."""
+    """`by_messages` finds each pair's hazard by its report or its card, with the 收到 recorded
+    for it; a chat of one pair with the message of another finds nothing, and nor does an
+    unknown message."""
     first, second = await _hazard(uow), await _hazard(uow)
     async with uow() as u:
         await u.hazards.set_card(second, 900)
+        u.events.append(second, "acknowledged", T0, actor_id=1001, message_id=901)
+        u.events.append(second, "acknowledged", T0, actor_id=1002, message_id=902)
+        u.events.append(first, "reported", T0, actor_id=5000, message_id=903)
         await u.commit()
     async with uow() as u:
         rows = {(h.chat_id, h.report_message_id): h.id for h in await u.hazards.all_active()}
         (report_first,) = [key for key, hid in rows.items() if hid == first]
-        assert await u.hazards.by_messages(set()) == {}
+        assert await u.hazards.by_messages(set()) == ({}, set())
         found = await u.hazards.by_messages({report_first, (GROUP, 900), (GROUP, 999)})
-        assert {key: row.id for key, row in found.items()} == {
+        assert {key: row.id for key, row in found.hazards.items()} == {
             report_first: first,
             (GROUP, 900): second,
         }
-        only = await u.hazards.by_messages({(GROUP, 900)})
-        assert {key: row.id for key, row in only.items()} == {(GROUP, 900): second}
+        assert found.acknowledged == {(second, 901), (second, 902)}
+        only = await u.hazards.by_messages({report_first})
+        assert {key: row.id for key, row in only.hazards.items()} == {report_first: first}
+        assert only.acknowledged == set()
         elsewhere = await u.hazards.by_messages({(GROUP + 1, 900), (GROUP, 999)})
-        assert elsewhere == {}
+        assert elsewhere == ({}, set())
