@@ -9,6 +9,7 @@ import os
 import platform
 import random
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -87,6 +88,16 @@ def against_goal(
         met=value >= goal if higher_is_better else value <= goal,
         note=note,
     )
+
+
+def paired_medians(
+    baselines: Sequence[float], values: Sequence[float]
+) -> tuple[float, float, float]:
+    """The medians of baseline and value runs made in pairs, and the median of the pairs'
+    ratios (value / baseline): a pair is two runs a few seconds apart, so its ratio holds
+    when the host's speed drifts between pairs, where a ratio of medians may not."""
+    ratios = [value / baseline for baseline, value in zip(baselines, values, strict=True)]
+    return statistics.median(baselines), statistics.median(values), statistics.median(ratios)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

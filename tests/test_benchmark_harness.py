@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
-from benchmarks.common import level_member
+from benchmarks.common import level_member, paired_medians
 from benchmarks.lateness import SentDms
 from benchmarks.outbound import max_in_window, rates
 from bot.sandbox import ApiCall, LocalBotApi
@@ -53,3 +53,14 @@ def test_outbound_rates_count_sent_messages_by_window_and_group() -> None:
         ApiCall("sendMessage", {"chat_id": 42}, 0.7, 200),  # a DM: overall only
     ]
     assert rates(calls) == (2, 3, 5)
+
+
+def test_a_ratio_is_the_median_of_the_pairs_not_a_ratio_of_medians() -> None:
+    """The rounds of one full run's ingest on PostgreSQL, where the host slowed for the no-op
+    bot's rounds: each pair reads 0.43-0.64, the median pair 0.463; the medians' ratio, 0.501,
+    paired a slow baseline with a fast measured run."""
+    baselines, values = [4450.0, 5179.0, 4419.0], [2061.0, 2230.0, 2819.0]
+    baseline, value, ratio = paired_medians(baselines, values)
+    assert (baseline, value) == (4450.0, 2230.0)
+    assert round(ratio, 3) == 0.463
+    assert round(value / baseline, 3) == 0.501
