@@ -353,16 +353,20 @@ def _in_list(postgres: bool, column: Any, name: str, item: Any) -> ColumnElement
     return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
 
 
-# Each batch of 收到 runs the next two; built once per dialect (building them cost more than
-# running them), the lists bound at execution.
+_events = HazardEvent.metadata.tables["hazard_events"]
+# A 收到's message id, and what makes an event a 收到: the kind is in the SQL, for the partial
+# index ix_hazard_events_acked (see of_kind_for).
+_ACKED_MESSAGE = _events.c.detail["message_id"].as_integer()
+_IS_ACK = _events.c.kind == literal("acknowledged", literal_execute=True)
+
+
+# The next two are built once per dialect (building them cost more than running them), the
+# lists bound at execution: every batch of reports and 收到 runs the second.
 @functools.lru_cache(maxsize=2)
 def _acknowledged_statement(postgres: bool) -> Any:
     """The 收到 recorded for some hazards (`ids`), as (hazard id, message id)."""
-    _events = HazardEvent.metadata.tables["hazard_events"]
-    # The kind in the SQL, for the partial index ix_hazard_events_acked (see of_kind_for).
-    return select(_events.c.hazard_id, _events.c.detail["message_id"].as_integer()).where(
-        _in_list(postgres, _events.c.hazard_id, "ids", Integer),
-        _events.c.kind == literal("acknowledged", literal_execute=True),
+    return select(_events.c.hazard_id, _ACKED_MESSAGE).where(
+        _in_list(postgres, _events.c.hazard_id, "ids", Integer), _IS_ACK
     )
 
 
@@ -370,16 +374,9 @@ def _acknowledged_statement(postgres: bool) -> Any:
 def _by_messages_statement(postgres: bool) -> Any:
     """Hazards in some chats (`chats`) whose report or card is one of some messages, each with
     the messages of the 收到 recorded for it (a PostgreSQL array; on SQLite, text "5,7")."""
-    _events = HazardEvent.metadata.tables["hazard_events"]
-    message = _events.c.detail["message_id"].as_integer()
+    messages = func.array_agg(_ACKED_MESSAGE) if postgres else func.group_concat(_ACKED_MESSAGE)
     acknowledged = (
-        select(func.array_agg(message) if postgres else func.group_concat(message))
-        .where(
-            _events.c.hazard_id == HazardRow.id,
-            # In the SQL, for the partial index ix_hazard_events_acked (see of_kind_for).
-            _events.c.kind == literal("acknowledged", literal_execute=True),
-        )
-        .scalar_subquery()
+        select(messages).where(_events.c.hazard_id == HazardRow.id, _IS_ACK).scalar_subquery()
     )
     return select(HazardRow, acknowledged).where(
         _in_list(postgres, HazardRow.chat_id, "chats", BigInteger),
@@ -390,8 +387,8 @@ def _by_messages_statement(postgres: bool) -> Any:
     )
 
 
-# Every 收到 looks up the message it replies to: built once (building it cost as much as
-# running it), the values bound at execution.
+# Evidence looks up the message it replies to: built once (building it cost as much as running
+# it), the values bound at execution.
 _BY_MESSAGE = select(HazardRow).where(
     HazardRow.chat_id == bindparam("of_chat"),
     or_(
