@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite_driver
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
@@ -33,6 +35,8 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
+        if url.startswith("sqlite+aiosqlite:"):
+            kwargs["module"] = sqlite_driver.dbapi()  # one trip to aiosqlite's thread a statement
     elif schema:
         kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
     engine = create_async_engine(url, **kwargs)

@@ -1,0 +1,111 @@
+"""aiosqlite as SQLAlchemy's async SQLite driver, with one trip to its thread per statement.
+
+SQLAlchemy's aiosqlite adapter makes a statement four trips to aiosqlite's worker thread: make
+a cursor, execute, fetch the rows, close the cursor. Each trip wakes the event loop from the
+thread, and the bot's loop is busy: on the ingest benchmark these wake-ups cost the main thread
+about twice what the statements themselves did (benchmarks/ingest.py, BENCHMARKS.md fix 16).
+Here all four happen in one function run on the thread. Only the cursor changes; connections,
+transactions, errors and server-side cursors are SQLAlchemy's and aiosqlite's own.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+
+_Result = tuple[Any, list[Any], int, int | None]
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Result:
+    """On aiosqlite's thread: the whole statement, and everything SQLAlchemy reads after it."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        # rowcount after the rows: with RETURNING, SQLite counts rows as they are stepped.
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor whose statement, rows and counts come back from the thread together."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # No aiosqlite cursor is made here (SQLAlchemy's adapter makes one, one trip): the
+        # statement makes its own on the thread.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    async def _async_soft_close(self) -> None:
+        return None  # the rows are already here, and the thread's cursor is closed
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        await self._trip(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        await self._trip(operation, seq_of_parameters, many=True)
+
+    async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        async with self._adapt_connection._execute_mutex:
+            result: _Result = await connection._execute(  # type: ignore[no-untyped-call]
+                _run, connection._conn, operation, parameters, many
+            )
+        self._description, rows, self._rowcount, self._lastrowid = result
+        self._rows = collections.deque(rows)
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneTripCursor  # type: ignore[assignment]  # SQLAlchemy types it too narrowly
+
+
+class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
+    """The module SQLAlchemy's aiosqlite dialect is given (`create_engine(module=...)`)."""
+
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
+
+
+def dbapi() -> OneTripDbapi:
+    return OneTripDbapi(aiosqlite, sqlite3)

@@ -1,0 +1,88 @@
+"""SQLite through aiosqlite, one trip to its thread per statement, with what SQLAlchemy reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from storage.db import create_engine
+from storage.sqlite_driver import OneTripCursor
+
+
+class Trips:
+    """Counts the functions run on aiosqlite's thread."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = aiosqlite.Connection._execute
+
+        async def counted(conn: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await original(conn, fn, *args, **kwargs)
+
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+
+
+async def test_a_statement_with_rows_is_one_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/one.db")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+            trips = Trips(monkeypatch)
+            rows = (await conn.execute(text("SELECT 1, 'a' UNION SELECT 2, 'b'"))).all()
+            assert trips.count == 1
+            assert [tuple(r) for r in rows] == [(1, "a"), (2, "b")]
+            assert isinstance(
+                conn.sync_connection.connection.dbapi_connection.cursor(), OneTripCursor
+            )  # type: ignore[union-attr]
+    finally:
+        await engine.dispose()
+
+
+async def test_counts_ids_returning_and_many_reach_sqlalchemy(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/two.db")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
+            inserted = await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+            assert inserted.lastrowid == 1
+            many = await conn.execute(
+                text("INSERT INTO t (v) VALUES (:v)"), [{"v": "b"}, {"v": "c"}, {"v": "d"}]
+            )
+            assert many.rowcount == 3
+            updated = await conn.execute(text("UPDATE t SET v = v || '!' WHERE id > 2"))
+            assert updated.rowcount == 2
+            returned = await conn.execute(
+                text("UPDATE t SET v = upper(v) WHERE id <= 2 RETURNING id, v")
+            )
+            assert sorted(tuple(r) for r in returned) == [(1, "A"), (2, "B")]
+            assert returned.rowcount == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_errors_stay_sqlalchemys_and_roll_back(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/three.db")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v TEXT UNIQUE)"))
+            await conn.execute(text("INSERT INTO t VALUES ('a')"))
+
+        async def insert_b_then_a_again() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES ('b')"))
+                await conn.execute(text("INSERT INTO t VALUES ('a')"))
+
+        with pytest.raises(IntegrityError):
+            await insert_b_then_a_again()
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == ["a"]
+    finally:
+        await engine.dispose()
