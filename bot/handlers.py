@@ -167,10 +167,13 @@ def photo_of(msg: Message) -> Photo | None:
 async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A hazard report becomes #N; a bare 收到 is recorded, not accepted."""
     rt = runtime(context)
-    gm = group_message(update)
-    if gm is None or await rt.service.project_for(gm.chat_id) is None:
+    msg = update.message  # GroupText let only a new group message with text through
+    if msg is None or await rt.service.project_for(msg.chat_id) is None:
         return
-    result = rt.classifier.classify(gm.text, is_reply=gm.reply_to is not None)
+    result = rt.classifier.classify(msg.text or "", is_reply=msg.reply_to_message is not None)
+    # Most messages are neither: the sender is looked at only for what the bot keeps.
+    if result.kind is Kind.OTHER or (gm := group_message(update)) is None:
+        return  # chatter, or a bot's or a channel's message
     # Written with the other reports and 收到 of this batch of updates (bot/batches.py); the
     # update is confirmed once that is committed, and a report's card and deadline follow it.
     if result.kind is Kind.HAZARD:
