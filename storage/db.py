@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import Connection, event, inspect, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -37,6 +37,14 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
         kwargs["connect_args"] = {"timeout": 30}
         if url.startswith("sqlite+aiosqlite:"):
             kwargs["module"] = sqlite_driver.dbapi()  # one trip to aiosqlite's thread a statement
+        if make_url(url).database not in (None, "", ":memory:"):
+            # SQLite has one writer, and every transaction here writes (BEGIN IMMEDIATE). With
+            # more connections, the others waited in SQLite's busy handler, which sleeps 1, 2,
+            # 5, 10 ms... between tries: each batch of reports and 收到 waited several ms past
+            # the commit it waited for, in no order (benchmarks/ingest.py). One connection makes
+            # them queue for it in the process instead, in order, each the moment it is free.
+            # Other processes (the CLI beside a running bot) still meet the busy handler.
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
     elif schema:
         kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
     engine = create_async_engine(url, **kwargs)

@@ -1,7 +1,8 @@
-"""SQLite through aiosqlite, one trip to its thread per statement, with what SQLAlchemy reads."""
+"""SQLite's engine: one trip to aiosqlite's thread a statement, writers queued in the process."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -84,5 +85,37 @@ async def test_errors_stay_sqlalchemys_and_roll_back(tmp_path: Path) -> None:
             await insert_b_then_a_again()
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == ["a"]
+    finally:
+        await engine.dispose()
+
+
+async def test_writers_in_one_process_take_turns_in_the_order_they_came(tmp_path: Path) -> None:
+    """Seven transactions wait behind one that holds the write lock; each starts in turn.
+
+    With a connection each, they waited in SQLite's busy handler, whose growing sleeps let a
+    later one go first (this test failed so, every time it was tried)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/queue.db")
+    order: list[int] = []
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        holding = asyncio.Event()
+
+        async def first() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (0)"))
+                holding.set()
+                await asyncio.sleep(0.3)
+            order.append(0)
+
+        async def writer(n: int) -> None:
+            await holding.wait()
+            await asyncio.sleep(0.02 * n)
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                order.append(n)
+
+        await asyncio.gather(first(), *(writer(n) for n in range(1, 8)))
+        assert order == list(range(8))
     finally:
         await engine.dispose()
