@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,17 @@ import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import create_engine
 from storage.sqlite_driver import OneTripCursor
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/sitewalk.db")
+    yield engine
+    await engine.dispose()
 
 
 class Trips:
@@ -30,92 +39,76 @@ class Trips:
 
 
 async def test_a_statement_with_rows_is_one_trip(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/one.db")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
-            trips = Trips(monkeypatch)
-            rows = (await conn.execute(text("SELECT 1, 'a' UNION SELECT 2, 'b'"))).all()
-            assert trips.count == 1
-            assert [tuple(r) for r in rows] == [(1, "a"), (2, "b")]
-            assert isinstance(
-                conn.sync_connection.connection.dbapi_connection.cursor(), OneTripCursor
-            )  # type: ignore[union-attr]
-    finally:
-        await engine.dispose()
+    async with engine.connect() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        trips = Trips(monkeypatch)
+        rows = (await conn.execute(text("SELECT 1, 'a' UNION SELECT 2, 'b'"))).all()
+        assert trips.count == 1
+        assert [tuple(r) for r in rows] == [(1, "a"), (2, "b")]
+        assert isinstance(conn.sync_connection.connection.dbapi_connection.cursor(), OneTripCursor)  # type: ignore[union-attr]
 
 
-async def test_counts_ids_returning_and_many_reach_sqlalchemy(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/two.db")
-    try:
+async def test_counts_ids_returning_and_many_reach_sqlalchemy(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
+        inserted = await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+        assert inserted.lastrowid == 1
+        many = await conn.execute(
+            text("INSERT INTO t (v) VALUES (:v)"), [{"v": "b"}, {"v": "c"}, {"v": "d"}]
+        )
+        assert many.rowcount == 3
+        updated = await conn.execute(text("UPDATE t SET v = v || '!' WHERE id > 2"))
+        assert updated.rowcount == 2
+        returned = await conn.execute(
+            text("UPDATE t SET v = upper(v) WHERE id <= 2 RETURNING id, v")
+        )
+        assert sorted(tuple(r) for r in returned) == [(1, "A"), (2, "B")]
+        assert returned.rowcount == 2
+
+
+async def test_errors_stay_sqlalchemys_and_roll_back(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v TEXT UNIQUE)"))
+        await conn.execute(text("INSERT INTO t VALUES ('a')"))
+
+    async def insert_b_then_a_again() -> None:
         async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
-            inserted = await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
-            assert inserted.lastrowid == 1
-            many = await conn.execute(
-                text("INSERT INTO t (v) VALUES (:v)"), [{"v": "b"}, {"v": "c"}, {"v": "d"}]
-            )
-            assert many.rowcount == 3
-            updated = await conn.execute(text("UPDATE t SET v = v || '!' WHERE id > 2"))
-            assert updated.rowcount == 2
-            returned = await conn.execute(
-                text("UPDATE t SET v = upper(v) WHERE id <= 2 RETURNING id, v")
-            )
-            assert sorted(tuple(r) for r in returned) == [(1, "A"), (2, "B")]
-            assert returned.rowcount == 2
-    finally:
-        await engine.dispose()
-
-
-async def test_errors_stay_sqlalchemys_and_roll_back(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/three.db")
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE t (v TEXT UNIQUE)"))
+            await conn.execute(text("INSERT INTO t VALUES ('b')"))
             await conn.execute(text("INSERT INTO t VALUES ('a')"))
 
-        async def insert_b_then_a_again() -> None:
-            async with engine.begin() as conn:
-                await conn.execute(text("INSERT INTO t VALUES ('b')"))
-                await conn.execute(text("INSERT INTO t VALUES ('a')"))
-
-        with pytest.raises(IntegrityError):
-            await insert_b_then_a_again()
-        async with engine.connect() as conn:
-            assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == ["a"]
-    finally:
-        await engine.dispose()
+    with pytest.raises(IntegrityError):
+        await insert_b_then_a_again()
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == ["a"]
 
 
-async def test_writers_in_one_process_take_turns_in_the_order_they_came(tmp_path: Path) -> None:
+async def test_writers_in_one_process_take_turns_in_the_order_they_came(
+    engine: AsyncEngine,
+) -> None:
     """Seven transactions wait behind one that holds the write lock; each starts in turn.
 
     With a connection each, they waited in SQLite's busy handler, whose growing sleeps let a
     later one go first (this test failed so, every time it was tried)."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/queue.db")
     order: list[int] = []
-    try:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    holding = asyncio.Event()
+
+    async def first() -> None:
         async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
-        holding = asyncio.Event()
+            await conn.execute(text("INSERT INTO t VALUES (0)"))
+            holding.set()
+            await asyncio.sleep(0.3)
+        order.append(0)
 
-        async def first() -> None:
-            async with engine.begin() as conn:
-                await conn.execute(text("INSERT INTO t VALUES (0)"))
-                holding.set()
-                await asyncio.sleep(0.3)
-            order.append(0)
+    async def writer(n: int) -> None:
+        await holding.wait()
+        await asyncio.sleep(0.02 * n)
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+            order.append(n)
 
-        async def writer(n: int) -> None:
-            await holding.wait()
-            await asyncio.sleep(0.02 * n)
-            async with engine.begin() as conn:
-                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
-                order.append(n)
-
-        await asyncio.gather(first(), *(writer(n) for n in range(1, 8)))
-        assert order == list(range(8))
-    finally:
-        await engine.dispose()
+    await asyncio.gather(first(), *(writer(n) for n in range(1, 8)))
+    assert order == list(range(8))
