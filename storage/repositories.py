@@ -317,8 +317,26 @@ _SET_CARD = (
 @functools.lru_cache(maxsize=8)
 def _claim_statement(postgres: bool, mode: str) -> Any:
     """Lease ready rows in one UPDATE ... RETURNING: `mode` is "chat" (one chat's, in order),
-    "dm", "group" or "any" (private chats first). Built once per dialect and mode; the rows it
-    steps over with SKIP LOCKED are another process's. It was a SELECT, then an UPDATE per row."""
+    "dm", "group", "any" (private chats first) or "split" (DMs up to one limit and groups up to
+    another, in one statement). Built once per dialect and mode; the rows it steps over with
+    SKIP LOCKED are another process's. It was a SELECT, then an UPDATE per row."""
+    if mode == "split":
+        dms = _ready_rows(postgres, "dm", "lim")
+        groups = _ready_rows(postgres, "group", "lim_groups")
+        chosen = or_(OutboxRow.id.in_(dms), OutboxRow.id.in_(groups))
+    else:
+        chosen = OutboxRow.id.in_(_ready_rows(postgres, mode, "lim"))
+    return (
+        update(OutboxRow)
+        .where(chosen)
+        .values(claimed_until=bindparam("until"))
+        .returning(OutboxRow)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _ready_rows(postgres: bool, mode: str, limit: str) -> Any:
+    """The ids of ready rows for `_claim_statement`, in sending order, at most `limit` of them."""
     ready = select(OutboxRow.id).where(
         OutboxRow.status == OutboxStatus.PENDING,
         # Typed by their columns (UTCDateTime): SQLite compares the stored text.
@@ -333,16 +351,10 @@ def _claim_statement(postgres: bool, mode: str) -> Any:
             ready = ready.where(OutboxRow.chat_id > 0 if mode == "dm" else OutboxRow.chat_id < 0)
         ready = ready.where(OutboxRow.chat_id.not_in(bindparam("skip", expanding=True)))
         ready = ready.order_by(case((OutboxRow.chat_id > 0, 0), else_=1), OutboxRow.id)
-    ready = ready.limit(bindparam("lim", type_=Integer))
+    ready = ready.limit(bindparam(limit, type_=Integer))
     if postgres:
         ready = ready.with_for_update(skip_locked=True, key_share=True)
-    return (
-        update(OutboxRow)
-        .where(OutboxRow.id.in_(ready.scalar_subquery()))
-        .values(claimed_until=bindparam("until"))
-        .returning(OutboxRow)
-        .execution_options(synchronize_session=False)
-    )
+    return ready.scalar_subquery()
 
 
 def _in_list(postgres: bool, column: Any, name: str, item: Any) -> ColumnElement[bool]:
@@ -992,6 +1004,7 @@ class OutboxRepository(_HeldRows):
         *,
         chat_id: int | None = None,
         private: bool | None = None,
+        groups_limit: int | None = None,
         skip_chats: Collection[int] = (),
     ) -> Sequence[OutboxRow]:
         """Take pending rows for sending; a lease, not a held lock, so sending needs no transaction.
@@ -999,15 +1012,22 @@ class OutboxRepository(_HeldRows):
         A process that dies mid-send leaves its lease to expire, and the row is sent again: at
         most the messages in flight are duplicated, never lost. Private chats (positive ids)
         come first: a DM is the escalation, a group message only tells about it. `chat_id`
-        takes one chat's rows; `private` only DMs (True) or only groups (False); `skip_chats`
-        leaves out chats this process is still sending to.
+        takes one chat's rows; `private` only DMs (True) or only groups (False); with
+        `groups_limit`, `limit` counts DMs and `groups_limit` groups, both taken in this one
+        statement. `skip_chats` leaves out chats this process is still sending to.
         """
         await self.write_pending()
-        mode = "chat" if chat_id is not None else {None: "any", True: "dm", False: "group"}[private]
+        if chat_id is not None:
+            mode = "chat"
+        elif groups_limit is not None:
+            mode = "split"
+        else:
+            mode = {None: "any", True: "dm", False: "group"}[private]
         params = {
             "now": now,
             "until": now + lease,
             "lim": limit,
+            "lim_groups": groups_limit or 0,
             "chat": chat_id or 0,
             "skip": list(skip_chats),
         }

@@ -385,6 +385,30 @@ async def test_outbox_claims_private_chats_first_and_can_skip_or_pick_a_chat(
         await u.commit()
 
 
+async def test_outbox_claims_dms_and_groups_up_to_a_limit_each_in_one_statement(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """With `groups_limit`, DMs up to `limit` and groups up to `groups_limit`, each in sending
+    order: a full kind of one does not crowd out the other, and skipped chats stay out."""
+    hid = await _hazard(uow)
+    chats = [-100, 1002, -200, 1003, -300, 1004, 1005, -400]
+    async with uow() as u:
+        for i, chat in enumerate(chats):
+            u.outbox.add(
+                _pending(hid, chat, f"m{i}", f"s{i}", purpose="notice" if chat < 0 else "dm")
+            )
+        await u.commit()
+    lease = timedelta(seconds=30)
+    async with uow() as u:
+        first = await u.outbox.claim(T0, lease, 2, groups_limit=3, skip_chats=[1002, -200])
+        assert [r.text for r in first] == ["m3", "m5", "m0", "m4", "m7"]
+        assert await u.outbox.claim(T0, lease, 0, groups_limit=0) == []
+        rest = await u.outbox.claim(T0, lease, 5, groups_limit=0)
+        assert [r.text for r in rest] == ["m1", "m6"]
+        assert [r.text for r in await u.outbox.claim(T0, lease, 0, groups_limit=9)] == ["m2"]
+        await u.commit()
+
+
 async def test_a_lease_is_renewed_only_by_whoever_still_holds_it(uow: UnitOfWorkFactory) -> None:
     """renew_many extends the rows whose lease is the one given; a row claimed again by
     someone else after our lease ran out is theirs, and a sent row is nobody's."""
