@@ -1,4 +1,5 @@
-"""SQLite's engine: one trip to aiosqlite's thread a statement, writers queued in the process."""
+"""SQLite's engine: one trip to aiosqlite's thread a statement (a transaction's BEGIN riding with
+its first), writers queued in the process."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import sqlite3
+
 import aiosqlite
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import create_engine
@@ -48,6 +51,68 @@ async def test_a_statement_with_rows_is_one_trip(
         assert trips.count == 1
         assert [tuple(r) for r in rows] == [(1, "a"), (2, "b")]
         assert isinstance(conn.sync_connection.connection.dbapi_connection.cursor(), OneTripCursor)  # type: ignore[union-attr]
+
+
+async def test_a_transaction_costs_its_statements_and_its_commit(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN goes with the first statement and the pool's rollback of a committed connection is
+    skipped: one UPDATE in a transaction is two trips, where it was four. A transaction with no
+    statement costs none; one left open is still rolled back."""
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+    trips = Trips(monkeypatch)
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert trips.count == 2
+    async with engine.begin():
+        pass
+    assert trips.count == 2
+    async with engine.connect() as conn:  # not committed: rolled back when it closes
+        await conn.execute(text("INSERT INTO t VALUES (2)"))
+    assert trips.count == 4
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [1]
+
+
+async def test_the_write_lock_is_taken_before_the_first_statement(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A transaction whose first statement only reads still holds SQLite's write lock from then
+    on (its BEGIN IMMEDIATE ran first): another process cannot write until it ends."""
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+    other = sqlite3.connect(tmp_path / "sitewalk.db", timeout=0, isolation_level=None)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT count(*) FROM t"))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # free again once it committed
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_a_begin_that_fails_fails_the_first_statement_and_leaves_nothing_open(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        await conn.exec_driver_sql("PRAGMA busy_timeout = 50")  # the one pooled connection
+    other = sqlite3.connect(tmp_path / "sitewalk.db", timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (1)"))
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    async with engine.begin() as conn:  # the connection is usable: no transaction was left
+        await conn.execute(text("INSERT INTO t VALUES (2)"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [2]
 
 
 async def test_counts_ids_returning_and_many_reach_sqlalchemy(engine: AsyncEngine) -> None:
