@@ -151,7 +151,14 @@ class ModelSet:
         # Every message needs only the sum of its kind integers; its full rows are looked up
         # again only for a report or for the reasons shown. Summing from this table instead of
         # the rows' first items took a sixth off classifying (benchmarks/ingest.py), for 3 MB.
-        self._kinds = {f: row[0] for f, row in table.items()}
+        self._kinds = kinds = {f: row[0] for f, row in table.items()}
+        # And a text's character 1-, 2- and 3-grams come three to a position: the 3-gram that
+        # starts there, its first two characters, its first. Summed here once per 3-gram the
+        # model knows, they are one lookup a position where they were three (_Starts).
+        self._starts = _Starts(kinds)
+        for f in kinds:
+            if len(f) == 3 and not f.startswith(_WORD_MARK):
+                self._starts[f] = kinds[f] + self._starts.without_itself(f)
         # What a feature no model knows reads as: it adds nothing and pushes nowhere.
         self._unknown = (0, 0, *kind._zero)
         k, c = len(kind.labels), len(category.labels)
@@ -159,15 +166,26 @@ class ModelSet:
         self._count_shift = _FIELD * k
 
     def read(self, norm: str) -> Reading:
-        """Look the text's features up and add their kind weights, all in C."""
-        feats = features(norm)
-        if len(feats) >= _MAX_FEATURES:
+        """Add the kind weights of the text's features, all in C: `features(norm)`, each
+        counted as often as it occurs, without making that list (a report's reasons do)."""
+        s = f"^{norm}$"
+        # features() lists the single characters first; reasons never show them.
+        singles = len(s) - s.count(" ")
+        words = _WORD.findall(norm) if _WORD.search(norm) else []
+        count = singles + 2 * len(s) - 3 + max(0, 2 * len(words) - 1)
+        if count >= _MAX_FEATURES:
             msg = f"a text of {len(norm)} characters is too long for the model's sums"
             raise ValueError(msg)
-        total = sum(map(self._kinds.get, feats, repeat(0)))
-        # features() lists the single characters first; reasons never show them.
-        singles = len(norm) + 2 - norm.count(" ")
-        return Reading(feats, self, total, total >> self._count_shift, singles)
+        kinds = self._kinds
+        # The 3-grams with what starts them; then what starts no 3-gram: the last 2-gram and
+        # its two characters ("x$", "x" unless a space, "$").
+        total = sum(map(self._starts.__getitem__, map(add, map(add, s, s[1:]), s[2:])))
+        total += self._starts.without_itself(s[-2:]) + kinds.get("$", 0)
+        if words:
+            total += sum(map(kinds.get, [_WORD_MARK + w for w in words], repeat(0)))
+            pairs = [f"{_WORD_MARK}{a} {b}" for a, b in pairwise(words)]
+            total += sum(map(kinds.get, pairs, repeat(0)))
+        return Reading(norm, self, total, total >> self._count_shift, singles)
 
     def rows(self, feats: list[str]) -> list[tuple[Any, ...]]:
         return list(map(self._table.get, feats, repeat(self._unknown)))
@@ -187,6 +205,26 @@ class ModelSet:
     def severity_of(self, reading: Reading) -> str:
         totals = _unpack(reading.details(), reading.found, self._fields[2])
         return _best(self.severity_labels, totals)
+
+
+class _Starts(dict[str, int]):
+    """For a 3-gram, the kind integers of it, its first two characters and its first (unless a
+    space: features() counts no spaces alone) summed; a 3-gram the model does not know is
+    summed when met, not kept, so the table holds only what the model has."""
+
+    def __init__(self, kinds: dict[str, int]) -> None:
+        super().__init__()
+        self._kinds = kinds
+
+    def without_itself(self, gram: str) -> int:
+        """The kind integers of what `gram` starts with: its first two characters (if it has
+        three) and its first."""
+        kinds = self._kinds
+        first = 0 if gram[0] == " " else kinds.get(gram[0], 0)
+        return first + kinds.get(gram[:2], 0) if len(gram) == 3 else first + kinds.get(gram, 0)
+
+    def __missing__(self, gram: str) -> int:
+        return self.without_itself(gram)
 
 
 def _pack(feature: str, weights: tuple[float, ...]) -> int:
@@ -211,16 +249,23 @@ def _best(labels: tuple[str, ...], totals: list[float]) -> str:
 
 @dataclass(slots=True)
 class Reading:
-    """A text's features and the sum of their kind integers; their table rows (all zero where
-    no model has one) are looked up when first needed."""
+    """The sum of a text's features' kind integers; the features themselves, and their table
+    rows (all zero where no model has one), are made when first needed."""
 
-    feats: list[str]
+    norm: str
     models: ModelSet
     total: int
     found: int
     singles: int  # how many of feats, at the start, are single characters
+    _feats: list[str] | None = None
     _details: int | None = None
     _packs: list[tuple[Any, ...]] | None = None
+
+    @property
+    def feats(self) -> list[str]:
+        if self._feats is None:
+            self._feats = features(self.norm)
+        return self._feats
 
     @property
     def packs(self) -> list[tuple[Any, ...]]:

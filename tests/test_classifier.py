@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import random
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -598,6 +599,22 @@ def test_the_shared_table_adds_up_as_the_models_do() -> None:
         assert alone.probability == pytest.approx(shared.probability, abs=1e-9)
         assert models["category"].label_features(feats) == joint.category_of(reading)
         assert models["severity"].label_features(feats) == joint.severity_of(reading)
+
+
+def test_a_reading_sums_each_feature_as_often_as_features_lists_it() -> None:
+    """ModelSet.read adds 3-grams with what starts them (one lookup a position, not three): the
+    sum is the one over `features`, exactly, on labelled and on random text, spaces, ends and
+    English words included; and the features a report's reasons need are those same ones."""
+    joint = ngram.shipped_set()
+    rng = random.Random(7)
+    alphabet = "塔吊配重块松动 收到好的ab c'9?？^$\u3000"
+    texts = [row.text for row in load(DATA / "messages_dev.jsonl")]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(3000)]
+    for text in texts:
+        for norm in (lx_normalise(text), text):
+            feats, reading = ngram.features(norm), joint.read(norm)
+            assert reading.total == sum(row[0] for row in joint.rows(feats)), norm
+            assert reading.feats == feats
 
 
 def test_a_weight_too_large_to_pack_is_refused() -> None:
