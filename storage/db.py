@@ -24,19 +24,22 @@ if TYPE_CHECKING:
 HEAD_REVISION = "0005"
 
 
-def create_engine(url: str, *, schema: str | None = None, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, schema: str | None = None, echo: bool = False, lock_wait_seconds: float = 30.0
+) -> AsyncEngine:
     """An async engine; on SQLite every transaction takes the write lock at BEGIN.
 
     SQLite upgrades a read transaction to a write one only if nobody wrote in between; with
     handlers and the sweep in one process that fails with "database is locked". BEGIN IMMEDIATE
-    serialises writers up front instead. `schema` puts PostgreSQL tables in their own schema, which
-    tests use to isolate runs.
+    serialises writers up front instead, each waiting up to `lock_wait_seconds` for another
+    process's lock. `schema` puts PostgreSQL tables in their own schema, which tests use to
+    isolate runs.
     """
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": lock_wait_seconds}
         if url.startswith("sqlite+aiosqlite:"):
-            kwargs["module"] = sqlite_driver.dbapi()  # one trip to aiosqlite's thread a statement
+            kwargs["module"] = sqlite_driver.dbapi()  # statements on the loop's thread
         if make_url(url).database not in (None, "", ":memory:"):
             # SQLite has one writer, and every transaction here writes (BEGIN IMMEDIATE). With
             # more connections, the others waited in SQLite's busy handler, which sleeps 1, 2,
@@ -60,14 +63,17 @@ def _serialise_sqlite_writes(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        wal = cursor.fetchone()[0] == "wal"  # a database in memory keeps its own mode
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        if wal and isinstance(dbapi_connection, sqlite_driver.InlineConnection):
+            dbapi_connection.wait_for_locks_off_the_loop()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:
         driver = conn.connection.dbapi_connection
-        if isinstance(driver, sqlite_driver.OneTripConnection):
-            driver.begin_with_next_statement("BEGIN IMMEDIATE")  # one trip to the thread fewer
+        if isinstance(driver, sqlite_driver.InlineConnection):
+            driver.begin_with_next_statement("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 

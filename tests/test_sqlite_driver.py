@@ -1,14 +1,13 @@
-"""SQLite's engine: one trip to aiosqlite's thread a statement (a transaction's BEGIN riding with
-its first), writers queued in the process."""
+"""SQLite's engine: statements on the event loop's thread, what waits on aiosqlite's, writers
+queued in the process."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import sqlite3
 
 import aiosqlite
 import pytest
@@ -17,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import create_engine
-from storage.sqlite_driver import OneTripCursor
+from storage.sqlite_driver import InlineCursor
 
 
 @pytest.fixture
@@ -41,38 +40,40 @@ class Trips:
         monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
 
 
-async def test_a_statement_with_rows_is_one_trip(
+async def test_a_statement_with_rows_runs_without_a_trip_to_the_thread(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
         trips = Trips(monkeypatch)
         rows = (await conn.execute(text("SELECT 1, 'a' UNION SELECT 2, 'b'"))).all()
-        assert trips.count == 1
+        assert trips.count == 0
         assert [tuple(r) for r in rows] == [(1, "a"), (2, "b")]
-        assert isinstance(conn.sync_connection.connection.dbapi_connection.cursor(), OneTripCursor)  # type: ignore[union-attr]
+        assert isinstance(conn.sync_connection.connection.dbapi_connection.cursor(), InlineCursor)  # type: ignore[union-attr]
 
 
-async def test_a_transaction_costs_its_statements_and_its_commit(
+async def test_a_transaction_costs_one_trip_its_commit(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BEGIN goes with the first statement and the pool's rollback of a committed connection is
-    skipped: one UPDATE in a transaction is two trips, where it was four. A transaction with no
-    statement costs none; one left open is still rolled back."""
+    """BEGIN goes with the first statement, statements run inline, and the pool's rollback of a
+    committed connection is skipped: a transaction with one INSERT is one trip, its COMMIT,
+    where it was four. A transaction with no statement costs none; one left open is still
+    rolled back, on the thread."""
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE t (v INTEGER)"))
     trips = Trips(monkeypatch)
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO t VALUES (1)"))
-    assert trips.count == 2
+        await conn.execute(text("INSERT INTO t VALUES (2)"))
+    assert trips.count == 1
     async with engine.begin():
         pass
-    assert trips.count == 2
+    assert trips.count == 1
     async with engine.connect() as conn:  # not committed: rolled back when it closes
-        await conn.execute(text("INSERT INTO t VALUES (2)"))
-    assert trips.count == 4
+        await conn.execute(text("INSERT INTO t VALUES (3)"))
+    assert trips.count == 2
     async with engine.connect() as conn:
-        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [1]
+        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [1, 2]
 
 
 async def test_the_write_lock_is_taken_before_the_first_statement(
@@ -94,25 +95,71 @@ async def test_the_write_lock_is_taken_before_the_first_statement(
         other.close()
 
 
-async def test_a_begin_that_fails_fails_the_first_statement_and_leaves_nothing_open(
-    engine: AsyncEngine, tmp_path: Path
-) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
-        await conn.exec_driver_sql("PRAGMA busy_timeout = 50")  # the one pooled connection
-    other = sqlite3.connect(tmp_path / "sitewalk.db", timeout=0, isolation_level=None)
+async def _ticking_while(work: Any) -> tuple[Any, int]:
+    """What `work` returns (or raises) and how often the event loop ran a 10 ms sleep meanwhile."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
     try:
+        return await work, ticks
+    finally:
+        ticker.cancel()
+
+
+async def test_waiting_for_another_process_s_lock_does_not_block_the_loop(tmp_path: Path) -> None:
+    """Another process holds the write lock: the BEGIN waits for it on aiosqlite's thread while
+    the bot goes on, and its transaction runs once the lock is free."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/sitewalk.db", lock_wait_seconds=5)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        other = sqlite3.connect(tmp_path / "sitewalk.db", timeout=0, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
-        with pytest.raises(OperationalError, match="locked"):
+        asyncio.get_running_loop().call_later(0.3, other.execute, "ROLLBACK")
+
+        async def insert() -> None:
             async with engine.begin() as conn:
                 await conn.execute(text("INSERT INTO t VALUES (1)"))
-        other.execute("ROLLBACK")
-    finally:
+
+        _, ticks = await _ticking_while(insert())
         other.close()
-    async with engine.begin() as conn:  # the connection is usable: no transaction was left
-        await conn.execute(text("INSERT INTO t VALUES (2)"))
-    async with engine.connect() as conn:
-        assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [2]
+        assert ticks >= 10  # the loop ran all along: 0.3 s of 10 ms sleeps
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [1]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_begin_that_waits_too_long_fails_and_leaves_nothing_open(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/sitewalk.db", lock_wait_seconds=0.2)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        other = sqlite3.connect(tmp_path / "sitewalk.db", timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+
+            async def insert() -> None:
+                async with engine.begin() as conn:
+                    await conn.execute(text("INSERT INTO t VALUES (1)"))
+
+            with pytest.raises(OperationalError, match="locked"):
+                await _ticking_while(insert())
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        async with engine.begin() as conn:  # the connection is usable: no transaction was left
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [2]
+    finally:
+        await engine.dispose()
 
 
 async def test_counts_ids_returning_and_many_reach_sqlalchemy(engine: AsyncEngine) -> None:
@@ -164,9 +211,9 @@ async def test_writers_in_one_process_take_turns_in_the_order_they_came(
     async def first() -> None:
         async with engine.begin() as conn:
             await conn.execute(text("INSERT INTO t VALUES (0)"))
+            order.append(0)
             holding.set()
             await asyncio.sleep(0.3)
-        order.append(0)
 
     async def writer(n: int) -> None:
         await holding.wait()
