@@ -151,14 +151,10 @@ class ModelSet:
         # Every message needs only the sum of its kind integers; its full rows are looked up
         # again only for a report or for the reasons shown. Summing from this table instead of
         # the rows' first items took a sixth off classifying (benchmarks/ingest.py), for 3 MB.
-        self._kinds = kinds = {f: row[0] for f, row in table.items()}
-        # And a text's character 1-, 2- and 3-grams come three to a position: the 3-gram that
-        # starts there, its first two characters, its first. Summed here once per 3-gram the
-        # model knows, they are one lookup a position where they were three (_Starts).
-        self._starts = _Starts(kinds)
-        for f in kinds:
-            if len(f) == 3 and not f.startswith(_WORD_MARK):
-                self._starts[f] = kinds[f] + self._starts.without_itself(f)
+        self._kinds = _Starts({f: row[0] for f, row in table.items()})
+        # A report also needs the sum of its details integers (category and severity), the
+        # same way: the rows themselves only for the reasons shown.
+        self._details = _Starts({f: row[1] for f, row in table.items()})
         # What a feature no model knows reads as: it adds nothing and pushes nowhere.
         self._unknown = (0, 0, *kind._zero)
         k, c = len(kind.labels), len(category.labels)
@@ -176,16 +172,12 @@ class ModelSet:
         if count >= _MAX_FEATURES:
             msg = f"a text of {len(norm)} characters is too long for the model's sums"
             raise ValueError(msg)
-        kinds = self._kinds
-        # The 3-grams with what starts them; then what starts no 3-gram: the last 2-gram and
-        # its two characters ("x$", "x" unless a space, "$").
-        total = sum(map(self._starts.__getitem__, map(add, map(add, s, s[1:]), s[2:])))
-        total += self._starts.without_itself(s[-2:]) + kinds.get("$", 0)
-        if words:
-            total += sum(map(kinds.get, [_WORD_MARK + w for w in words], repeat(0)))
-            pairs = [f"{_WORD_MARK}{a} {b}" for a, b in pairwise(words)]
-            total += sum(map(kinds.get, pairs, repeat(0)))
-        return Reading(norm, self, total, total >> self._count_shift, singles)
+        total = self._kinds.total(s, words)
+        return Reading(norm, words, self, total, total >> self._count_shift, singles)
+
+    def details_total(self, norm: str, words: list[str]) -> int:
+        """The sum of the details integers of `features(norm)` (see `read`)."""
+        return self._details.total(f"^{norm}$", words)
 
     def rows(self, feats: list[str]) -> list[tuple[Any, ...]]:
         return list(map(self._table.get, feats, repeat(self._unknown)))
@@ -208,23 +200,44 @@ class ModelSet:
 
 
 class _Starts(dict[str, int]):
-    """For a 3-gram, the kind integers of it, its first two characters and its first (unless a
-    space: features() counts no spaces alone) summed; a 3-gram the model does not know is
-    summed when met, not kept, so the table holds only what the model has."""
+    """One integer column of the table (kind or details), summed over a text's features with
+    one lookup a position.
 
-    def __init__(self, kinds: dict[str, int]) -> None:
+    A text's character 1-, 2- and 3-grams come three to a position: the 3-gram that starts
+    there, its first two characters, its first. This dict holds, for each 3-gram the model
+    knows, the three integers summed; a 3-gram it does not know is summed when met, not kept,
+    so the table holds only what the model has. `column` is the column itself.
+    """
+
+    def __init__(self, column: dict[str, int]) -> None:
         super().__init__()
-        self._kinds = kinds
+        self.column = column
+        for f, value in column.items():
+            if len(f) == 3 and not f.startswith(_WORD_MARK):
+                self[f] = value + self.without_itself(f)
 
     def without_itself(self, gram: str) -> int:
-        """The kind integers of what `gram` starts with: its first two characters (if it has
-        three) and its first."""
-        kinds = self._kinds
-        first = 0 if gram[0] == " " else kinds.get(gram[0], 0)
-        return first + kinds.get(gram[:2], 0) if len(gram) == 3 else first + kinds.get(gram, 0)
+        """The integers of what `gram` starts with: its first two characters (if it has
+        three) and its first (unless a space: features() counts no spaces alone)."""
+        column = self.column
+        first = 0 if gram[0] == " " else column.get(gram[0], 0)
+        return first + column.get(gram[:2], 0) if len(gram) == 3 else first + column.get(gram, 0)
 
     def __missing__(self, gram: str) -> int:
         return self.without_itself(gram)
+
+    def total(self, s: str, words: list[str]) -> int:
+        """The sum over features(norm), where `s` is "^norm$" and `words` its English words."""
+        column = self.column
+        # The 3-grams with what starts them; then what starts no 3-gram: the last 2-gram and
+        # its two characters ("x$", "x" unless a space, "$").
+        total = sum(map(self.__getitem__, map(add, map(add, s, s[1:]), s[2:])))
+        total += self.without_itself(s[-2:]) + column.get("$", 0)
+        if words:
+            total += sum(map(column.get, [_WORD_MARK + w for w in words], repeat(0)))
+            pairs = [f"{_WORD_MARK}{a} {b}" for a, b in pairwise(words)]
+            total += sum(map(column.get, pairs, repeat(0)))
+        return total
 
 
 def _pack(feature: str, weights: tuple[float, ...]) -> int:
@@ -253,6 +266,7 @@ class Reading:
     rows (all zero where no model has one), are made when first needed."""
 
     norm: str
+    words: list[str]  # its English words, as features() finds them
     models: ModelSet
     total: int
     found: int
@@ -277,7 +291,7 @@ class Reading:
     def details(self) -> int:
         """The sum of the category and severity integers, made when a report asks for it."""
         if self._details is None:
-            self._details = sum(map(_SECOND, self.packs))
+            self._details = self.models.details_total(self.norm, self.words)
         return self._details
 
     def reasons(self, totals: list[float], best: int, n: int) -> tuple[str, ...]:
@@ -291,7 +305,6 @@ class Reading:
         return _ranked(self.feats[n0:], pushes, n)
 
 
-_SECOND = itemgetter(1)
 
 
 def _runner_up(totals: list[float], best: int) -> int:

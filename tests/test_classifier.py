@@ -602,9 +602,10 @@ def test_the_shared_table_adds_up_as_the_models_do() -> None:
 
 
 def test_a_reading_sums_each_feature_as_often_as_features_lists_it() -> None:
-    """ModelSet.read adds 3-grams with what starts them (one lookup a position, not three): the
-    sum is the one over `features`, exactly, on labelled and on random text, spaces, ends and
-    English words included; and the features a report's reasons need are those same ones."""
+    """ModelSet adds 3-grams with what starts them (one lookup a position, not three): the kind
+    sum, and a report's details sum, are the ones over `features`, exactly, on labelled and on
+    random text, spaces, ends and English words included; and the features a report's reasons
+    need are those same ones."""
     joint = ngram.shipped_set()
     rng = random.Random(7)
     alphabet = "塔吊配重块松动 收到好的ab c'9?？^$\u3000"
@@ -613,7 +614,9 @@ def test_a_reading_sums_each_feature_as_often_as_features_lists_it() -> None:
     for text in texts:
         for norm in (lx_normalise(text), text):
             feats, reading = ngram.features(norm), joint.read(norm)
-            assert reading.total == sum(row[0] for row in joint.rows(feats)), norm
+            rows = joint.rows(feats)
+            assert reading.total == sum(row[0] for row in rows), norm
+            assert reading.details() == sum(row[1] for row in rows), norm
             assert reading.feats == feats
 
 
