@@ -155,7 +155,7 @@ class OutboxDispatcher:
         started: list[asyncio.Task[int]] = []
         dms, groups = self._room(private=True), self._room(private=False)
         while dms or groups:
-            async with self._uow() as uow:
+            async with self._uow.one_statement() as uow:
                 rows = await uow.outbox.claim(
                     self._clock.now(),
                     self._lease,
@@ -229,7 +229,7 @@ class OutboxDispatcher:
         return handled
 
     async def _claim_chat(self, chat_id: int) -> Sequence[OutboxRow]:
-        async with self._uow() as uow:
+        async with self._uow.one_statement() as uow:
             rows = await uow.outbox.claim(
                 self._clock.now(), self._lease, self._batch, chat_id=chat_id
             )
@@ -325,12 +325,18 @@ class OutboxDispatcher:
 
     async def _sent(self, rows: list[OutboxRow], message: Message | None) -> None:
         message_id = message.message_id if message is not None else None
-        async with self._uow() as uow:
+        cards = [
+            row.hazard_id
+            for row in rows
+            if message_id is not None and row.purpose == "card" and row.hazard_id is not None
+        ]
+        # A card's message id is kept with the mark, in one transaction; a mark alone is one
+        # statement.
+        async with self._uow() if cards else self._uow.one_statement() as uow:
             await uow.outbox.mark_sent([row.id for row in rows], self._clock.now(), message_id)
-            if message_id is not None:
-                for row in rows:
-                    if row.purpose == "card" and row.hazard_id is not None:
-                        await uow.hazards.set_card(row.hazard_id, message_id)
+            for hazard_id in cards:
+                assert message_id is not None
+                await uow.hazards.set_card(hazard_id, message_id)
             await uow.commit()
 
     async def _unreachable(self, rows: list[OutboxRow], reason: str) -> None:

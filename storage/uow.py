@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.repositories import (
     EventRepository,
@@ -31,15 +31,18 @@ class UnitOfWork:
         self,
         sessions: async_sessionmaker[AsyncSession],
         before: Callable[[], Awaitable[None]] | None = None,
+        *,
+        bind: AsyncEngine | None = None,
     ) -> None:
         self._sessions = sessions
         self._before = before
+        self._bind = bind  # another engine than the sessions' (see one_statement)
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> UnitOfWork:
         if self._before is not None:
             await self._before()
-        session = self._sessions()
+        session = self._sessions() if self._bind is None else self._sessions(bind=self._bind)
         self._session = session
         self.projects = ProjectRepository(session)
         self.people = PersonRepository(session)
@@ -92,6 +95,20 @@ class UnitOfWorkFactory:
     ) -> None:
         self.sessions = sessions
         self.before = before
+        engine = sessions.kw.get("bind")
+        self._autocommit: AsyncEngine | None = None
+        if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
+            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.before)
+
+    def one_statement(self) -> UnitOfWork:
+        """A unit of work for what one statement does, atomic by itself (the outbox's lease of
+        rows, or its mark of a sent message).
+
+        On PostgreSQL it runs without BEGIN and COMMIT, two round trips to the server of its
+        three; on SQLite it is an ordinary transaction, which costs no trip of its own there
+        (`storage/sqlite_driver.py`). A second statement in it would commit on its own.
+        """
+        return UnitOfWork(self.sessions, self.before, bind=self._autocommit)

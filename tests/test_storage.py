@@ -409,6 +409,38 @@ async def test_outbox_claims_dms_and_groups_up_to_a_limit_each_in_one_statement(
         await u.commit()
 
 
+async def test_a_one_statement_unit_opens_no_transaction_on_postgresql(
+    uow: UnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox's lease (one UPDATE ... RETURNING, atomic by itself) runs without BEGIN and
+    COMMIT on PostgreSQL, two round trips of three, and what it wrote is there for the next
+    unit. On SQLite it is a transaction."""
+    import asyncpg
+
+    hid = await _hazard(uow)
+    async with uow() as u:
+        u.outbox.add(_pending(hid, 1002, "#1", "k1", recipient=1002))
+        await u.commit()
+    began: list[object] = []
+    original = asyncpg.transaction.Transaction.start
+
+    async def start(self: asyncpg.transaction.Transaction) -> None:
+        began.append(self)
+        await original(self)
+
+    monkeypatch.setattr(asyncpg.transaction.Transaction, "start", start)
+    lease = timedelta(seconds=30)
+    async with uow.one_statement() as u:
+        assert len(await u.outbox.claim(T0, lease, 10)) == 1
+        await u.commit()
+    assert began == []
+    async with uow() as u:
+        assert await u.outbox.claim(T0, lease, 10) == []  # leased: the lease was kept
+        await u.commit()
+    postgres = uow.sessions.kw["bind"].dialect.name == "postgresql"
+    assert len(began) == (1 if postgres else 0)  # an ordinary unit is a transaction
+
+
 async def test_a_lease_is_renewed_only_by_whoever_still_holds_it(uow: UnitOfWorkFactory) -> None:
     """renew_many extends the rows whose lease is the one given; a row claimed again by
     someone else after our lease ran out is theirs, and a sent row is nobody's."""
