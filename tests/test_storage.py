@@ -363,19 +363,23 @@ async def test_outbox_claim_is_a_lease(uow: UnitOfWorkFactory) -> None:
         assert await u.outbox.claim(T0 + timedelta(hours=1), lease, 10) == []
 
 
-async def test_outbox_claims_private_chats_first_and_can_skip_or_pick_a_chat(
-    uow: UnitOfWorkFactory,
-) -> None:
-    """DMs (positive chat ids) before group messages written earlier; chats being sent to can
-    be left out, and one chat's rows taken alone, in order."""
+async def _pending_in(uow: UnitOfWorkFactory, chats: list[int]) -> None:
+    """A pending row for each chat in turn, its text m0, m1, ...: a notice in a group, a DM."""
     hid = await _hazard(uow)
-    chats = [-100, -200, 1002, -100, 1003]
     async with uow() as u:
         for i, chat in enumerate(chats):
             u.outbox.add(
                 _pending(hid, chat, f"m{i}", f"p{i}", purpose="notice" if chat < 0 else "dm")
             )
         await u.commit()
+
+
+async def test_outbox_claims_private_chats_first_and_can_skip_or_pick_a_chat(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """DMs (positive chat ids) before group messages written earlier; chats being sent to can
+    be left out, and one chat's rows taken alone, in order."""
+    await _pending_in(uow, [-100, -200, 1002, -100, 1003])
     lease = timedelta(seconds=30)
     async with uow() as u:
         first = await u.outbox.claim(T0, lease, 3, skip_chats={-200})
@@ -390,14 +394,7 @@ async def test_outbox_claims_dms_and_groups_up_to_a_limit_each_in_one_statement(
 ) -> None:
     """With `groups_limit`, DMs up to `limit` and groups up to `groups_limit`, each in sending
     order: a full kind of one does not crowd out the other, and skipped chats stay out."""
-    hid = await _hazard(uow)
-    chats = [-100, 1002, -200, 1003, -300, 1004, 1005, -400]
-    async with uow() as u:
-        for i, chat in enumerate(chats):
-            u.outbox.add(
-                _pending(hid, chat, f"m{i}", f"s{i}", purpose="notice" if chat < 0 else "dm")
-            )
-        await u.commit()
+    await _pending_in(uow, [-100, 1002, -200, 1003, -300, 1004, 1005, -400])
     lease = timedelta(seconds=30)
     async with uow() as u:
         first = await u.outbox.claim(T0, lease, 2, groups_limit=3, skip_chats=[1002, -200])
