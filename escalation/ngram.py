@@ -305,8 +305,6 @@ class Reading:
         return _ranked(self.feats[n0:], pushes, n)
 
 
-
-
 def _runner_up(totals: list[float], best: int) -> int:
     return max((i for i in range(len(totals)) if i != best), key=totals.__getitem__)
 

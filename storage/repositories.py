@@ -317,9 +317,9 @@ _SET_CARD = (
 @functools.lru_cache(maxsize=8)
 def _claim_statement(postgres: bool, mode: str) -> Any:
     """Lease ready rows in one UPDATE ... RETURNING: `mode` is "chat" (one chat's, in order),
-    "dm", "group", "any" (private chats first) or "split" (DMs up to one limit and groups up to
-    another, in one statement). Built once per dialect and mode; the rows it steps over with
-    SKIP LOCKED are another process's. It was a SELECT, then an UPDATE per row."""
+    "any" (private chats first) or "split" (DMs up to one limit and groups up to another).
+    Built once per dialect and mode; the rows it steps over with SKIP LOCKED are another
+    process's. It was a SELECT, then an UPDATE per row."""
     if mode == "split":
         dms = _ready_rows(postgres, "dm", "lim")
         groups = _ready_rows(postgres, "group", "lim_groups")
@@ -336,7 +336,8 @@ def _claim_statement(postgres: bool, mode: str) -> Any:
 
 
 def _ready_rows(postgres: bool, mode: str, limit: str) -> Any:
-    """The ids of ready rows for `_claim_statement`, in sending order, at most `limit` of them."""
+    """The ids of ready rows for `_claim_statement`, in sending order, at most `limit` of them:
+    `mode` is "chat", "any", or "dm" or "group" (the halves of "split")."""
     ready = select(OutboxRow.id).where(
         OutboxRow.status == OutboxStatus.PENDING,
         # Typed by their columns (UTCDateTime): SQLite compares the stored text.
@@ -1003,7 +1004,6 @@ class OutboxRepository(_HeldRows):
         limit: int,
         *,
         chat_id: int | None = None,
-        private: bool | None = None,
         groups_limit: int | None = None,
         skip_chats: Collection[int] = (),
     ) -> Sequence[OutboxRow]:
@@ -1012,17 +1012,11 @@ class OutboxRepository(_HeldRows):
         A process that dies mid-send leaves its lease to expire, and the row is sent again: at
         most the messages in flight are duplicated, never lost. Private chats (positive ids)
         come first: a DM is the escalation, a group message only tells about it. `chat_id`
-        takes one chat's rows; `private` only DMs (True) or only groups (False); with
-        `groups_limit`, `limit` counts DMs and `groups_limit` groups, both taken in this one
-        statement. `skip_chats` leaves out chats this process is still sending to.
+        takes one chat's rows; with `groups_limit`, `limit` counts DMs and `groups_limit`
+        groups. `skip_chats` leaves out chats this process is still sending to.
         """
         await self.write_pending()
-        if chat_id is not None:
-            mode = "chat"
-        elif groups_limit is not None:
-            mode = "split"
-        else:
-            mode = {None: "any", True: "dm", False: "group"}[private]
+        mode = "chat" if chat_id is not None else "any" if groups_limit is None else "split"
         params = {
             "now": now,
             "until": now + lease,
