@@ -272,9 +272,9 @@ async def test_two_engines_on_one_database_apply_each_level_once(
 async def test_concurrent_sweepers_of_one_tick_escalate_each_hazard_once(
     config: Config, database: Database
 ) -> None:
-    """A tick with three sweepers taking batches of 4 (what the bot runs with on PostgreSQL,
-    smaller) escalates all 30 due hazards, each once, and counts each once. On SQLite they take
-    turns at the write lock and come to the same."""
+    """A tick with three sweepers taking batches of 4 (as the bot runs on PostgreSQL, with
+    smaller numbers) escalates all 30 due hazards, each once, and counts each once. On SQLite
+    they take turns at the write lock and come to the same."""
     async with running_bot(config, database, start=T0) as bot:
         for i in range(30):
             bot.api.post_text(GROUP, REPORTER, f"{i}号塔吊配重块松动")
