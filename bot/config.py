@@ -8,6 +8,7 @@ import itertools
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.configfile import key_lines, line_of
+from bot.configfile import KeyLines, line_of
 from escalation.chain import ChainLevel, ChainSnapshot, Member
 from escalation.durations import DurationError, parse_duration
 from escalation.hazard import Policy
@@ -434,7 +435,7 @@ def parse_config(text: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(exc, text)]) from None
-    lines = key_lines(text)
+    lines = KeyLines(text)  # scanned only if there is a problem to place
     problems = _cross_checks(data, lines)
     try:
         config = Config.model_validate(data, context={"located": True})
@@ -471,7 +472,9 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str) -> Problem:
     return Problem(line, "(syntax)", f"TOML syntax: {message}")
 
 
-def _cross_checks(data: dict[str, Any], lines: dict[tuple[str | int, ...], int]) -> list[Problem]:
+def _cross_checks(
+    data: dict[str, Any], lines: Mapping[tuple[str | int, ...], int]
+) -> list[Problem]:
     """Rules across entries, checked on the raw data so they are reported with everything else."""
     problems: list[Problem] = []
     projects = data.get("projects")
@@ -537,7 +540,7 @@ def _known_keys() -> list[str]:
     return sorted({name for model in models for name in model.model_fields})
 
 
-def _problem(err: Any, lines: dict[tuple[str | int, ...], int]) -> Problem:
+def _problem(err: Any, lines: Mapping[tuple[str | int, ...], int]) -> Problem:
     loc: tuple[str | int, ...] = tuple(err["loc"])
     kind, last = err["type"], (loc[-1] if loc else "")
     if kind == "missing":
