@@ -330,13 +330,12 @@ class OutboxDispatcher:
             for row in rows
             if message_id is not None and row.purpose == "card" and row.hazard_id is not None
         ]
-        # A card's message id is kept with the mark, in one transaction; a mark alone is one
-        # statement.
-        async with self._uow() if cards else self._uow.one_statement() as uow:
-            await uow.outbox.mark_sent([row.id for row in rows], self._clock.now(), message_id)
-            for hazard_id in cards:
-                assert message_id is not None
-                await uow.hazards.set_card(hazard_id, message_id)
+        # A card's message id is kept with the mark: one statement on PostgreSQL, and one
+        # transaction on SQLite, where a unit of one statement is an ordinary transaction.
+        async with self._uow.one_statement() as uow:
+            await uow.outbox.mark_sent(
+                [row.id for row in rows], self._clock.now(), message_id, cards=cards
+            )
             await uow.commit()
 
     async def _unreachable(self, rows: list[OutboxRow], reason: str) -> None:

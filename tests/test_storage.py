@@ -438,6 +438,43 @@ async def test_a_one_statement_unit_opens_no_transaction_on_postgresql(
     assert len(began) == (1 if postgres else 0)  # an ordinary unit is a transaction
 
 
+async def _card_sent(uow: UnitOfWorkFactory, hid: int, message_id: int) -> None:
+    """A card for `hid` through the outbox: leased, then marked sent as message `message_id`."""
+    async with uow() as u:
+        u.outbox.add(_pending(hid, GROUP, f"card {message_id}", f"card:{message_id}", purpose="card"))
+        await u.commit()
+    async with uow.one_statement() as u:
+        (card,) = await u.outbox.claim(T0, timedelta(seconds=30), 1, chat_id=GROUP)
+        await u.commit()
+    async with uow.one_statement() as u:
+        await u.outbox.mark_sent([card.id], T0, message_id, cards=[hid])
+        await u.commit()
+
+
+async def test_a_cards_mark_keeps_its_message_on_the_hazard_in_one_statement(
+    uow: UnitOfWorkFactory, db_engine: AsyncEngine
+) -> None:
+    """Marking a card sent also gives its hazard the card's message id (a 收到 replying to the
+    card finds the hazard by it). On PostgreSQL both are one statement, outside any
+    transaction; on SQLite two, in the unit's transaction. Without a message id (a reaction)
+    nothing of the hazard changes."""
+    hid, other = await _hazard(uow), await _hazard(uow)
+    statements: list[str] = []
+    event.listen(db_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    await _card_sent(uow, hid, 900)
+    marks = [s for s in statements if s.lstrip().startswith(("UPDATE", "WITH"))][1:]
+    postgres = db_engine.dialect.name == "postgresql"
+    assert len(marks) == (1 if postgres else 2)
+    async with uow() as u:
+        assert [h.card_message_id for h in await u.hazards.all_active()] == [900, None]
+        (card,) = await u.outbox.get_many([1])
+        assert (card.status, card.sent_message_id) == (OutboxStatus.SENT, 900)
+        await u.outbox.mark_sent([card.id], T0, None, cards=[other])
+        await u.commit()
+    async with uow() as u:
+        assert (await u.hazards.get(other)).card_message_id is None  # type: ignore[union-attr]
+
+
 async def test_a_lease_is_renewed_only_by_whoever_still_holds_it(uow: UnitOfWorkFactory) -> None:
     """renew_many extends the rows whose lease is the one given; a row claimed again by
     someone else after our lease ran out is theirs, and a sent row is nobody's."""
@@ -666,8 +703,8 @@ async def test_hazards_are_found_by_their_report_or_card_message_in_one_go(
     for it; a chat of one pair with the message of another finds nothing, and nor does an
     unknown message."""
     first, second = await _hazard(uow), await _hazard(uow)
+    await _card_sent(uow, second, 900)
     async with uow() as u:
-        await u.hazards.set_card(second, 900)
         u.events.append(second, "acknowledged", T0, actor_id=1001, message_id=901)
         u.events.append(second, "acknowledged", T0, actor_id=1002, message_id=902)
         u.events.append(first, "reported", T0, actor_id=5000, message_id=903)
