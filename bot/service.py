@@ -487,6 +487,10 @@ class HazardService:
         """
         opened_by = {new.row.id: index for index, new in opened.items()}
         targets: dict[int, HazardRow] = {}
+        # The open hazards of every chat with a bare 收到, in one query (the batch's new ones
+        # included: they are flushed); a 收到 changes no hazard's state, so one read serves all.
+        bare = {ack.msg.chat_id for _, ack in acks if ack.msg.reply_to is None}
+        open_by_chat = await uow.hazards.open_in_chats(bare)
         for index, ack in acks:
             msg = ack.msg
             if msg.reply_to is not None:
@@ -496,7 +500,7 @@ class HazardService:
             else:
                 open_rows = [
                     r
-                    for r in await uow.hazards.open_in_chat(msg.chat_id)
+                    for r in open_by_chat.get(msg.chat_id, [])
                     if opened_by.get(r.id, -1) < index
                 ]
                 if (row := self._unreplied_ack_target(open_rows, msg, ack.at)) is not None:

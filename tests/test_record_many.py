@@ -122,6 +122,22 @@ async def test_a_bare_ack_does_not_count_a_report_made_after_it_in_the_batch(
     assert outcomes[1].number == first.number + 1
 
 
+async def test_the_bare_acks_of_a_batch_read_the_open_hazards_once(
+    service: HazardService, db_engine: AsyncEngine, clock: FakeClock
+) -> None:
+    """Each 收到 replying to nothing needs its group's open hazards: a batch reads them in one
+    query however many 收到 it holds, and each still answers the group's only open hazard."""
+    batch = Batch(clock)
+    await service.record_many([batch.report(REPORTS[0])])
+    clock.advance(timedelta(minutes=1))
+    statements = statements_of(db_engine)
+    outcomes = await service.record_many(
+        [batch.ack(SAFETY), batch.ack(CHIEF), batch.ack(SUPERVISOR_A)]
+    )
+    assert outcomes == [AckOutcome.REMINDED, AckOutcome.REACTED, AckOutcome.REACTED]
+    assert len([s for s in statements if "FROM hazards" in s]) == 1
+
+
 async def test_the_same_report_twice_in_a_batch_is_registered_once(
     service: HazardService, uow: UnitOfWorkFactory, clock: FakeClock
 ) -> None:
