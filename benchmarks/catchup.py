@@ -2,7 +2,8 @@
 
 Catch-up is the time from launching the bot process until every hazard's first escalation is
 in the outbox (each step moves the row to level 2 in the same transaction as its DM rows and
-its `escalated` event, so we count those events, and confirm with rows at version > 0).
+its `escalated` event, so we count those events, and confirm with rows at version > 0): the
+median of three rounds, each with a fresh database and bot process.
 Memory is the process's peak RSS (VmHWM), read after the catch-up and a few more seconds of
 sending.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +35,7 @@ from benchmarks.common import (
 from bot.sandbox import LocalBotApi
 
 GOAL_S = 10.0
+ROUNDS = 3
 GOAL_RSS_MB = 200.0
 GROUPS = 500
 # Only the sweep writes events here, one per step: the newest event's id bounds the count of
@@ -49,7 +52,36 @@ async def _count(conn: AsyncConnection, query: str) -> int:
 async def run(quick: bool, workdir: Path, kind: str = "postgresql") -> list[Figure]:
     # SITEWALK_BENCH_CATCHUP_N sets another size, to look at the curve between quick and full.
     hazards = int(os.environ.get("SITEWALK_BENCH_CATCHUP_N") or (2_000 if quick else 100_000))
-    progress(f"catch-up on {kind}: {hazards} overdue hazards in {GROUPS} groups")
+    # The median of three: one catch-up of 100,000 read 8.4 to 11.7 s within an hour on one host
+    # (BENCHMARKS.md, fix 18), and a single run reported whichever minute it fell in.
+    rounds = 1 if quick else ROUNDS
+    progress(f"catch-up on {kind}: {rounds} x {hazards} overdue hazards in {GROUPS} groups")
+    results = [await _one_run(hazards, quick, workdir, kind) for _ in range(rounds)]
+    seconds = statistics.median(s for s, _ in results)
+    rss = max(r for _, r in results)  # the peak of any round: memory is a limit, not a speed
+    runs = ", ".join(f"{s:.1f}" for s, _ in results)
+    progress(f"  catch-up {kind}: {seconds:.1f} s (rounds {runs}), peak RSS {rss:.0f} MB")
+    suffix = "" if kind == "postgresql" else f"_{kind}"
+    of_rounds = f"median of {rounds} rounds ({runs} s), " if rounds > 1 else ""
+    note = f"{of_rounds}{hazards} hazards, {GROUPS} groups, {kind}, from process launch"
+    return [
+        against_goal(
+            f"catchup_100k{suffix}", seconds, "s", GOAL_S, higher_is_better=False, note=note
+        ),
+        against_goal(
+            f"rss_100k{suffix}",
+            rss,
+            "MB",
+            GOAL_RSS_MB,
+            higher_is_better=False,
+            note=f"{hazards} open hazards, peak RSS (VmHWM) of the bot process, {kind}"
+            + (f", the highest of {rounds} rounds" if rounds > 1 else ""),
+        ),
+    ]
+
+
+async def _one_run(hazards: int, quick: bool, workdir: Path, kind: str) -> tuple[float, float]:
+    """Seconds from launch until every first escalation is in the outbox, and the peak RSS."""
     async with (
         LocalBotApi(token=TOKEN) as api,
         fresh_database(kind, workdir) as target,
@@ -98,18 +130,4 @@ async def run(quick: bool, workdir: Path, kind: str = "postgresql") -> list[Figu
             await proc.stop()
     seconds = (done_at - proc.launched_at) if done_at else float("inf")
     progress(f"  catch-up {kind}: {seconds:.1f} s, peak RSS {rss:.0f} MB")
-    suffix = "" if kind == "postgresql" else f"_{kind}"
-    note = f"{hazards} hazards, {GROUPS} groups, {kind}, from process launch"
-    return [
-        against_goal(
-            f"catchup_100k{suffix}", seconds, "s", GOAL_S, higher_is_better=False, note=note
-        ),
-        against_goal(
-            f"rss_100k{suffix}",
-            rss,
-            "MB",
-            GOAL_RSS_MB,
-            higher_is_better=False,
-            note=f"{hazards} open hazards, peak RSS (VmHWM) of the bot process, {kind}",
-        ),
-    ]
+    return seconds, rss
