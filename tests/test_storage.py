@@ -438,8 +438,9 @@ async def test_a_one_statement_unit_opens_no_transaction_on_postgresql(
     assert len(began) == (1 if postgres else 0)  # an ordinary unit is a transaction
 
 
-async def _card_sent(uow: UnitOfWorkFactory, hid: int, message_id: int) -> None:
-    """A card for `hid` through the outbox: leased, then marked sent as message `message_id`."""
+async def _card_sent(uow: UnitOfWorkFactory, hid: int, message_id: int) -> int:
+    """A card for `hid` through the outbox: leased, then marked sent as message `message_id`;
+    returns its outbox row's id."""
     async with uow() as u:
         u.outbox.add(_pending(hid, GROUP, f"card {message_id}", f"card:{message_id}", purpose="card"))
         await u.commit()
@@ -449,6 +450,7 @@ async def _card_sent(uow: UnitOfWorkFactory, hid: int, message_id: int) -> None:
     async with uow.one_statement() as u:
         await u.outbox.mark_sent([card.id], T0, message_id, cards=[hid])
         await u.commit()
+    return card.id
 
 
 async def test_a_cards_mark_keeps_its_message_on_the_hazard_in_one_statement(
@@ -461,13 +463,13 @@ async def test_a_cards_mark_keeps_its_message_on_the_hazard_in_one_statement(
     hid, other = await _hazard(uow), await _hazard(uow)
     statements: list[str] = []
     event.listen(db_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    await _card_sent(uow, hid, 900)
+    card_id = await _card_sent(uow, hid, 900)
     marks = [s for s in statements if s.lstrip().startswith(("UPDATE", "WITH"))][1:]
     postgres = db_engine.dialect.name == "postgresql"
     assert len(marks) == (1 if postgres else 2)
     async with uow() as u:
         assert [h.card_message_id for h in await u.hazards.all_active()] == [900, None]
-        (card,) = await u.outbox.get_many([1])
+        (card,) = await u.outbox.get_many([card_id])
         assert (card.status, card.sent_message_id) == (OutboxStatus.SENT, 900)
         await u.outbox.mark_sent([card.id], T0, None, cards=[other])
         await u.commit()
