@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from bot.buttons import dm_payload
 from bot.config import Config, ProjectConfig
 from bot.outbox_rows import outbox_values
-from bot.texts import Texts
+from bot.texts import Texts, clip
 from escalation.chain import ChainSnapshot, Member
 from escalation.clock import Clock
 from escalation.hazard import CallLevel, Decision, Hazard, Tick, decide
@@ -38,6 +38,8 @@ class Lookups:
     moved: dict[int, ProjectConfig] = field(default_factory=dict)
     # Names rendered once per chain level, for the batch or for the tick (see SweepCache).
     names: dict[tuple[int, int], Names] = field(default_factory=dict)
+    # The group notice of an escalation around its #N, once per chain level and group.
+    notices: dict[tuple[int, int, int], tuple[str, str]] = field(default_factory=dict)
 
     def uid(self, member: Member) -> int | None:
         if member.user_id is not None:
@@ -61,6 +63,7 @@ class SweepCache:
 
     people: dict[int, PersonCard | None] = field(default_factory=dict)
     names: dict[tuple[int, int], Names] = field(default_factory=dict)
+    notices: dict[tuple[int, int, int], tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -263,8 +266,9 @@ class Escalator:
                 project = self.config.project_for_chat(old) if old is not None else None
                 if project is not None:
                     moved[chat_id] = project
-        rendered: dict[tuple[int, int], Names] = cache.names if cache is not None else {}
-        return Lookups(people, acked, usernames, moved, rendered)
+        if cache is None:
+            return Lookups(people, acked, usernames, moved)
+        return Lookups(people, acked, usernames, moved, cache.names, cache.notices)
 
     def _render_call(
         self,
@@ -344,15 +348,20 @@ class Escalator:
                 number=row.number, role=level.role, k=call.repeat, of=hazard.policy.max_repeats
             )
         else:
-            names = self._names(hazard, call.level, lookups)
-            notice = self.texts.group_escalated(
-                number=row.number,
-                level=call.level,
-                role=level.role,
-                people=names.people,
-                unreachable=names.unreachable,
-                start_link=self.start_link(row.chat_id),
-            )
+            # The same for every hazard of the level in this group but for its #N (its chain
+            # object is held by the level's Names, so the id in the key is not reused).
+            key = (id(hazard.chain), call.level, row.chat_id)
+            if (around := lookups.notices.get(key)) is None:
+                names = self._names(hazard, call.level, lookups)
+                around = self.texts.group_escalated_around_number(
+                    level=call.level,
+                    role=level.role,
+                    people=names.people,
+                    unreachable=names.unreachable,
+                    start_link=self.start_link(row.chat_id),
+                )
+                lookups.notices[key] = around
+            notice = clip(f"{around[0]}{row.number}{around[1]}")
         out.append(
             outbox_values(
                 row,

@@ -541,18 +541,33 @@ class Texts:
         unreachable: Sequence[str],
         start_link: str,
     ) -> str:
+        before, after = self.group_escalated_around_number(
+            level=level, role=role, people=people, unreachable=unreachable, start_link=start_link
+        )
+        return clip(f"{before}{number}{after}")
+
+    def group_escalated_around_number(
+        self,
+        *,
+        level: int,
+        role: str,
+        people: Sequence[str],
+        unreachable: Sequence[str],
+        start_link: str,
+    ) -> tuple[str, str]:
+        """`group_escalated` as the text before the hazard's number and the text after it.
+
+        Everything but the number is the same for every hazard of a chain level, and a catch-up
+        tells a level about hundreds of hazards: the sweep renders this once a level and tick.
+        """
         extra = (
             self._t("unreachable", people=self.people(unreachable), link=start_link)
             if unreachable
             else ""
         )
-        return self._t(
-            "group_escalated",
-            n=number,
-            level=level,
-            called=self.called(role, people),
-            unreachable=extra,
-        )
+        before, after = _T["group_escalated"][self.language].split("{n}")
+        values = {"level": level, "called": self.called(role, people), "unreachable": extra}
+        return before.format(**values), after.format(**values)
 
     def group_repeat(self, *, number: int, role: str, k: int, of: int) -> str:
         return self._t("group_repeat", n=number, role=role, k=k, of=of)

@@ -98,6 +98,26 @@ async def test_blocked_supervisor_is_recorded_and_the_group_told_once(
         assert len(escalation_dms(bot.dms(CHIEF))) == 1
 
 
+async def test_groups_whose_chains_are_alike_each_get_their_own_start_link(
+    database: Database,
+) -> None:
+    """Two groups with chains written alike share one chain snapshot in the sweep, which renders
+    a level's notice once, around the #N: each group's notice still links to its own start."""
+    other = GROUP - 1
+    second = CONFIG_TOML.split("[[projects]]", 1)[1]
+    second = second.replace(str(GROUP), str(other)).replace("邮政南苑小区改造", "第二个项目")
+    config = parse_config(CONFIG_TOML + "[[projects]]" + second)
+    async with running_bot(config, database, start=T0) as bot:
+        bot.api.post_text(GROUP, REPORTER, REPORT)
+        bot.api.post_text(other, REPORTER, REPORT)
+        await bot.settle()
+        await bot.advance(timedelta(minutes=31))
+        for chat in (GROUP, other):
+            texts = [m.get("text", "") for m in bot.api.sent(chat)]
+            [told] = [t for t in texts if "无法私信" in t]
+            assert f"?start=p{abs(chat)}" in told
+
+
 async def test_notices_waiting_together_in_a_group_go_out_as_one_message(
     config: Config, database: Database
 ) -> None:

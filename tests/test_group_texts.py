@@ -67,6 +67,14 @@ def test_a_role_every_name_already_carries_is_said_once() -> None:
         number=1, level=2, role="监理", people=["监理张工"], unreachable=[], start_link="t.me/x"
     )
     assert notice == "🔺 #1 已超时,升级到第2级:监理张工"
+    # The sweep renders a level's notice once, around the #N: the same text in both languages.
+    for texts in (ZH, EN):
+        level = {"level": 3, "role": "总工", "people": ["赵工"], "unreachable": ["赵工"]}
+        before, after = texts.group_escalated_around_number(start_link="t.me/x", **level)
+        whole = texts.group_escalated(number=12, start_link="t.me/x", **level)
+        assert f"{before}12{after}" == whole
+        assert "#12" in whole
+        assert "t.me/x" in whole
     # Anyone whose name does not carry it keeps the role in front of the whole list.
     assert ZH.called("监理", ["监理张工", "李工"]) == "监理 监理张工、李工"
     assert EN.called("Supervisor", ["@zhang"]) == "Supervisor @zhang"
