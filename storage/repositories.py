@@ -307,19 +307,15 @@ _MARK_SENT = (
 )
 _projects = Project.metadata.tables["projects"]
 _hazards = HazardRow.metadata.tables["hazards"]
-_SET_CARD = (
-    update(_hazards)
-    .where(_hazards.c.id == bindparam("hazard_id"))
-    .values(card_message_id=bindparam("message_id"))
-)
-# A card's mark on PostgreSQL: the outbox row and the hazard's card id in one statement, without
-# BEGIN and COMMIT (a transaction of two UPDATEs was four round trips for every report's card).
-_MARK_CARD_SENT = (
+# The hazards whose card a sent message is keep its id (a 收到 replying to the card finds them).
+_SET_CARDS = (
     update(_hazards)
     .where(_hazards.c.id.in_(bindparam("cards", expanding=True)))
     .values(card_message_id=bindparam("message_id", type_=Integer))
-    .add_cte(_MARK_SENT.returning(_outbox.c.id).cte("sent"))
 )
+# A card's mark on PostgreSQL: the outbox row and the hazard's card id in one statement, without
+# BEGIN and COMMIT (a transaction of two UPDATEs was four round trips for every report's card).
+_MARK_CARD_SENT = _SET_CARDS.add_cte(_MARK_SENT.returning(_outbox.c.id).cte("sent"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -1091,8 +1087,7 @@ class OutboxRepository(_HeldRows):
             await self._s.execute(_MARK_CARD_SENT, {**values, "cards": list(cards)})
         else:
             await self._s.execute(_MARK_SENT, values)
-            for hazard_id in cards:
-                await self._s.execute(_SET_CARD, {"hazard_id": hazard_id, "message_id": message_id})
+            await self._s.execute(_SET_CARDS, {"cards": list(cards), "message_id": message_id})
 
     async def get(self, outbox_id: int) -> OutboxRow | None:
         await self.write_pending()
