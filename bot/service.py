@@ -531,7 +531,7 @@ class HazardService:
             message_id=msg.message_id,
         )
         if not row.ack_reminded:
-            row.ack_reminded = True
+            uow.hazards.remind(row)
             left = (row.deadline - now) if row.deadline else timedelta(0)
             text = self.texts.ack_reminder(number=row.number, left=left)
             # Not `say`: this key is written only here, in the transaction that sets

@@ -14,6 +14,7 @@ from storage.repositories import (
     OutboxRepository,
     PersonRepository,
     ProjectRepository,
+    write_held,
 )
 
 
@@ -69,14 +70,12 @@ class UnitOfWork:
         await self._session.commit()
 
     async def flush(self) -> None:
-        """Write everything pending: entities, then the events and outbox rows held back.
+        """Write everything pending: entities, then the rows the repositories hold back.
 
         (There is no savepoint: a savepoint rolled back could not take back the rows held.)
         """
         assert self._session is not None
-        await self._session.flush()
-        await self.events.write_pending()
-        await self.outbox.write_pending()
+        await write_held(self._session, self.hazards, self.events, self.outbox, self.people)
 
 
 class UnitOfWorkFactory:

@@ -107,6 +107,40 @@ async def test_three_reports_and_their_acks_run_as_many_statements_as_one(
     assert len(statements) == for_one
 
 
+async def test_what_a_batch_holds_is_one_statement_on_postgresql_and_all_of_it_lands(
+    service: HazardService, db_engine: AsyncEngine, uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """A 收到's reminder flag, the batch's events and outbox rows and its senders are held to
+    the commit. On PostgreSQL they are one statement there (four were four round trips that the
+    next getUpdates waited for); on either database each of them is written."""
+    batch = Batch(clock)
+    old = batch.report(REPORTS[0])
+    await service.record_many([old])
+    statements = statements_of(db_engine)
+    ack, new = batch.ack(SAFETY, old), batch.report(REPORTS[1])
+    outcomes = await service.record_many([ack, new])
+    assert outcomes[0] is AckOutcome.REMINDED
+    held = [s for s in statements if "INSERT INTO hazard_events" in s]
+    assert len(held) == 1
+    if db_engine.dialect.name == "postgresql":
+        for part in ("INSERT INTO outbox", "INSERT INTO people", "SET ack_reminded"):
+            assert part in held[0]
+        writes = [s for s in statements if s.lstrip().startswith(("INSERT", "UPDATE", "WITH"))]
+        assert len(writes) == 3  # the number, the hazard, and what was held
+    (again,) = await service.record_many([batch.ack(CHIEF, old)])
+    assert again is AckOutcome.REACTED  # the flag was written: no second reminder
+    async with uow() as u:
+        assert (await u.people.get_many([SAFETY]))[SAFETY].name == f"user{SAFETY}"
+        first = await u.hazards.by_number(GROUP, 1)
+        assert first is not None
+        assert [e.kind for e in await u.events.for_hazard(first.id)] == [
+            "reported",
+            "acknowledged",
+            "acknowledged",
+        ]
+        assert await u.outbox.has_key(f"{first.id}:ack_reminder")
+
+
 async def test_a_bare_ack_does_not_count_a_report_made_after_it_in_the_batch(
     service: HazardService, clock: FakeClock
 ) -> None:

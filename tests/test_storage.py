@@ -675,6 +675,60 @@ async def test_seeing_several_people_records_each_in_one_go(uow: UnitOfWorkFacto
         await u.people.seen_many([], later)  # nothing to record: no statement, no error
 
 
+async def test_people_seen_are_held_yet_read_in_order_and_kept_only_with_a_commit(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """`people.seen` holds its upsert until the next use of the people or the commit: a read in
+    the same transaction finds the person, a person seen twice keeps the last sighting, a
+    `mark_started` after a sighting is not undone by it, and nothing stays without a commit."""
+    async with uow() as u:
+        await u.people.seen(77, "wang", "老王", T0)
+        await u.people.seen(77, "wang2", "王工", T0 + timedelta(minutes=1))
+        assert await u.people.ids_for_usernames(["wang2"]) == {"wang2": 77}
+        await u.people.seen(78, "li", "李工", T0)
+    async with uow() as u:  # never committed
+        assert await u.people.get_many([77, 78]) == {}
+        await u.people.seen(78, "li", "李工", T0)
+        await u.people.mark_started(78, "li", "李工", T0)
+        await u.people.seen(77, "wang", "老王", T0)
+        await u.people.seen(77, "wang2", "王工", T0 + timedelta(minutes=1))
+        await u.commit()
+    async with uow() as u:
+        people = await u.people.get_many([77, 78])
+        assert {uid: (p.username, p.name, p.started) for uid, p in people.items()} == {
+            77: ("wang2", "王工", False),
+            78: ("li", "李工", True),
+        }
+        assert people[77].last_seen_at == T0 + timedelta(minutes=1)
+
+
+async def test_a_reminded_hazard_reads_so_at_once_and_keeps_it_only_with_a_commit(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """`hazards.remind` is held like the events: the row says reminded in the transaction that
+    wrote the reminder, and the hazard says so afterwards only if that transaction committed."""
+    hid = await _hazard(uow)
+    async with uow() as u:
+        row = await u.hazards.get(hid)
+        assert row is not None
+        assert not row.ack_reminded
+        u.hazards.remind(row)
+        assert row.ack_reminded
+        assert (await u.hazards.get(hid)) is row
+    async with uow() as u:  # never committed
+        row = await u.hazards.get(hid)
+        assert row is not None
+        assert not row.ack_reminded
+        u.hazards.remind(row)
+        u.events.append(hid, "acknowledged", T0, actor_id=7)
+        await u.commit()
+    async with uow() as u:
+        row = await u.hazards.get(hid)
+        assert row is not None
+        assert row.ack_reminded
+        assert [e.actor_id for e in await u.events.for_hazard(hid)] == [7]
+
+
 async def test_acknowledged_messages_are_found_written_or_held(uow: UnitOfWorkFactory) -> None:
     """The 收到 recorded for some hazards, by message: those committed before and those held
     in this transaction alike, and no other kind of event or other hazard's."""

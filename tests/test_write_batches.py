@@ -188,8 +188,9 @@ async def test_a_batch_writes_in_as_many_statements_for_five_acks_as_for_two(
         writes: list[str] = []
 
         def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-            # What recording a 收到 writes; the outbox's own claims and marks are UPDATEs.
-            if statement.lstrip().startswith("INSERT") or "dedupe_key =" in statement:
+            # What recording a 收到 writes (on PostgreSQL its INSERTs share one WITH statement,
+            # storage/repositories.py: write_held); the outbox's claims and marks are UPDATEs.
+            if "INSERT INTO" in statement or "dedupe_key =" in statement:
                 writes.append(statement)
 
         event.listen(bot.runtime.db.sync_engine, "before_cursor_execute", record)
