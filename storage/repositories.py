@@ -249,6 +249,7 @@ def _ids(rows: Iterable[HazardRow]) -> str:
 
 
 # PostgreSQL's bulk statements: each one constant statement with the rows as one JSON parameter,
+# its values passed to `execute` (`.bindparams(...)` copied the statement on every call),
 # compiled once, where an executemany of hundreds of rows rendered them all into the statement
 # each time. Values the rows share (the sweep's `now`) are bound once, not repeated per row.
 # The compare-and-set of a batch of hazards: see HazardRepository.apply_many.
@@ -616,7 +617,7 @@ class PersonRepository:
             rows = self.take_pending()
             if _postgres(self._s):
                 await self._s.flush()  # as _upsert_many: entities first
-                await self._s.execute(_SEEN.bindparams(rows=_seen_people(rows)))
+                await self._s.execute(_SEEN, {"rows": _seen_people(rows)})
             else:
                 await self._upsert_many(rows)
 
@@ -753,7 +754,7 @@ class HazardRepository:
         if self._reminded:
             rows = self.take_pending()
             if _postgres(self._s):
-                await self._s.execute(_REMIND.bindparams(rows=_ids(rows)))
+                await self._s.execute(_REMIND, {"rows": _ids(rows)})
             else:
                 await self._s.execute(
                     update(_hazards)
@@ -879,8 +880,7 @@ class HazardRepository:
             (row.id, row.version, h.state, h.level, _iso(h.deadline), h.repeats)
             for row, h in changes
         )
-        stmt = _APPLY_MANY.bindparams(rows=rows)
-        won = {int(i) for i in (await self._s.execute(stmt)).scalars()}
+        won = {int(i) for i in (await self._s.execute(_APPLY_MANY, {"rows": rows})).scalars()}
         for row, _h in changes:
             if row.id in won and isinstance(row, HazardRow):
                 # Keep the in-session copy truthful without another SELECT.
@@ -1008,9 +1008,9 @@ class EventRepository(_HeldRows):
         if _postgres(self._s):
             if (at := _shared(events, "at")) is not None:
                 rows = _rows_json(map(_EVENT_COLUMNS, events))
-                await self._s.execute(_ADD_EVENTS.bindparams(rows=rows, at=at))
+                await self._s.execute(_ADD_EVENTS, {"rows": rows, "at": at})
             else:
-                await self._s.execute(_ADD_EVENTS_TIMED.bindparams(rows=_timed_events(events)))
+                await self._s.execute(_ADD_EVENTS_TIMED, {"rows": _timed_events(events)})
             return
         # The table, not the entity: the ORM's bulk path ran a statement per row.
         await self._s.execute(insert(HazardEvent.metadata.tables["hazard_events"]), list(events))
@@ -1113,18 +1113,19 @@ class OutboxRepository(_HeldRows):
         if _postgres(self._s):
             shared = _shared(rows, "status", "attempts", "not_before", "created_at")
             if shared is None:
-                await self._s.execute(_ADD_OUTBOX_TIMED.bindparams(rows=_timed_outbox(rows)))
+                await self._s.execute(_ADD_OUTBOX_TIMED, {"rows": _timed_outbox(rows)})
                 return
             values = _rows_json(map(_OUTBOX_COLUMNS, rows))
             status, attempts, not_before, created_at = shared
             await self._s.execute(
-                _ADD_OUTBOX.bindparams(
-                    rows=values,
-                    status=str(status),
-                    attempts=attempts,
-                    not_before=not_before,
-                    created_at=created_at,
-                )
+                _ADD_OUTBOX,
+                {
+                    "rows": values,
+                    "status": str(status),
+                    "attempts": attempts,
+                    "not_before": not_before,
+                    "created_at": created_at,
+                },
             )
             return
         # The table, not the entity: the ORM's bulk path ran a statement per row.
@@ -1281,12 +1282,13 @@ async def write_held(
     held = (hazards.holding, events.holding, outbox.holding, people.holding)
     if _postgres(session) and sum(held) > 1:
         await session.execute(
-            _WRITE_HELD.bindparams(
-                reminded=_ids(hazards.take_pending()),
-                events=_timed_events(events.take_pending()),
-                outbox=_timed_outbox(outbox.take_pending()),
-                people=_seen_people(people.take_pending()),
-            )
+            _WRITE_HELD,
+            {
+                "reminded": _ids(hazards.take_pending()),
+                "events": _timed_events(events.take_pending()),
+                "outbox": _timed_outbox(outbox.take_pending()),
+                "people": _seen_people(people.take_pending()),
+            },
         )
         return
     await hazards.write_pending()
