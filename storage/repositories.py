@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     String,
     Text,
+    all_,
     any_,
     bindparam,
     case,
@@ -417,7 +418,10 @@ def _ready_rows(postgres: bool, mode: str, limit: str) -> Any:
     else:
         if mode != "any":
             ready = ready.where(OutboxRow.chat_id > 0 if mode == "dm" else OutboxRow.chat_id < 0)
-        ready = ready.where(OutboxRow.chat_id.not_in(bindparam("skip", expanding=True)))
+        # One array on PostgreSQL: an expanding list made a new statement, prepared anew on
+        # each connection, for every number of chats being sent to (a third of the bot's
+        # prepares under the ingest mix).
+        ready = ready.where(_not_in_list(postgres, OutboxRow.chat_id, "skip", BigInteger))
         ready = ready.order_by(case((OutboxRow.chat_id > 0, 0), else_=1), OutboxRow.id)
     ready = ready.limit(bindparam(limit, type_=Integer))
     if postgres:
@@ -431,6 +435,13 @@ def _in_list(postgres: bool, column: Any, name: str, item: Any) -> ColumnElement
     if postgres:
         return column == any_(bindparam(name, type_=ARRAY(item)))  # type: ignore[no-any-return]
     return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+
+
+def _not_in_list(postgres: bool, column: Any, name: str, item: Any) -> ColumnElement[bool]:
+    """`column NOT IN :name`, bound as `_in_list` binds (true for every row when it is empty)."""
+    if postgres:
+        return column != all_(bindparam(name, type_=ARRAY(item)))  # type: ignore[no-any-return]
+    return column.not_in(bindparam(name, expanding=True))  # type: ignore[no-any-return]
 
 
 _events = HazardEvent.metadata.tables["hazard_events"]
@@ -505,14 +516,22 @@ class ProjectRepository:
         of that many consecutive #N, taken atomically so two processes never share one. A
         project is created by its first report. One statement for every project of a batch.
         """
-        rows = [  # every transaction locks projects in one order: no deadlock
-            {"chat_id": chat_id, "name": name, "next_number": 1 + count, "created_at": now}
-            for chat_id, (name, count) in sorted(wanted.items())
-        ]
-        # Several rows: an executemany, which SQLAlchemy sends as one multi-row statement.
-        result = await self._s.execute(
-            _take_numbers(_postgres(self._s)), rows[0] if len(rows) == 1 else rows
-        )
+        if _postgres(self._s):
+            # One constant statement: a multi-row VALUES was a new statement, prepared anew,
+            # for every number of projects in a batch.
+            numbers = _rows_json(
+                [chat_id, name, 1 + count] for chat_id, (name, count) in wanted.items()
+            )
+            result = await self._s.execute(_TAKE_NUMBERS, {"rows": numbers, "now": now})
+        else:
+            rows = [  # every transaction locks projects in one order: no deadlock
+                {"chat_id": chat_id, "name": name, "next_number": 1 + count, "created_at": now}
+                for chat_id, (name, count) in sorted(wanted.items())
+            ]
+            # Several rows: an executemany, which SQLAlchemy sends as one multi-row statement.
+            result = await self._s.execute(
+                _SQLITE_TAKE_NUMBERS, rows[0] if len(rows) == 1 else rows
+            )
         return {
             int(chat_id): (int(project_id), int(after) - wanted[chat_id][1])
             for project_id, chat_id, after in result.all()
@@ -547,19 +566,34 @@ class ProjectRepository:
         return result.scalar_one_or_none()
 
 
-@functools.lru_cache(maxsize=2)
-def _take_numbers(postgres: bool) -> Any:
-    """Insert a project with its next #N past the numbers taken, or move on the #N of the one
-    there; built once per dialect, the values bound at execution.
-
-    (On PostgreSQL every upsert draws a value of the projects' id sequence, used or not: at one
-    draw per project in a batch that reports, an int column lasts some two billion batches.)
+# `ProjectRepository.take_numbers` on PostgreSQL: the rows are (chat id, name, next #N past
+# those taken), locked in the order of their chats, so that two transactions never wait for
+# each other. (Every upsert draws a value of the projects' id sequence, used or not: at one
+# draw per project in a batch that reports, an int column lasts some two billion batches.)
+_TAKE_NUMBERS = text(
     """
-    stmt = (pg_insert if postgres else sqlite_insert)(_projects)
+    INSERT INTO projects (name, chat_id, next_number, created_at)
+    SELECT v->>1, (v->>0)::bigint, (v->>2)::integer, :now
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v
+    ORDER BY (v->>0)::bigint
+    ON CONFLICT (chat_id) DO UPDATE
+    SET next_number = projects.next_number + excluded.next_number - 1
+    RETURNING id, chat_id, next_number
+    """
+).bindparams(bindparam("rows", type_=Text), bindparam("now", type_=DateTime(timezone=True)))
+
+
+def _sqlite_take_numbers() -> Any:
+    """`ProjectRepository.take_numbers` on SQLite: insert a project with its next #N past the
+    numbers taken, or move on the #N of the one there; the values bound at execution."""
+    stmt = sqlite_insert(_projects)
     taken = stmt.excluded.next_number - 1
     return stmt.on_conflict_do_update(
         index_elements=["chat_id"], set_={"next_number": _projects.c.next_number + taken}
     ).returning(_projects.c.id, _projects.c.chat_id, _projects.c.next_number)
+
+
+_SQLITE_TAKE_NUMBERS = _sqlite_take_numbers()
 
 
 @functools.lru_cache(maxsize=8)

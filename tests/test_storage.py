@@ -374,6 +374,35 @@ async def _pending_in(uow: UnitOfWorkFactory, chats: list[int]) -> None:
         await u.commit()
 
 
+async def test_a_claim_and_a_take_of_numbers_are_one_statement_whatever_their_size(
+    uow: UnitOfWorkFactory, db_engine: AsyncEngine
+) -> None:
+    """A claim skipping one chat or three, and numbers taken for one project or two, do what
+    they say; on PostgreSQL each runs one statement text whatever its size: a text is prepared
+    on every connection, and a text per size was prepared again and again
+    (benchmarks/ingest.py). SQLite prepares nothing, so there its texts may vary."""
+    await _pending_in(uow, [-100, -200, 1002, -300])
+    statements: list[str] = []
+    event.listen(db_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    lease = timedelta(seconds=30)
+    async with uow() as u:
+        assert [r.chat_id for r in await u.outbox.claim(T0, lease, 1, skip_chats=[1002])] == [
+            -100
+        ]
+        skip = [-200, 1002, -100]
+        assert [r.chat_id for r in await u.outbox.claim(T0, lease, 5, skip_chats=skip)] == [-300]
+        # The project of GROUP has #1 (the hazard of the pending rows).
+        assert (await u.projects.take_numbers({GROUP: ("邮政", 1)}, T0))[GROUP][1] == 2
+        taken = await u.projects.take_numbers({GROUP: ("邮政", 2), GROUP - 1: ("另一个", 1)}, T0)
+        assert {chat: first for chat, (_, first) in taken.items()} == {GROUP: 3, GROUP - 1: 1}
+    if db_engine.dialect.name == "postgresql":
+        claims = [s for s in statements if s.lstrip().startswith("UPDATE outbox")]
+        takes = [s for s in statements if "INSERT INTO projects" in s]
+        assert len(claims) == len(takes) == 2
+        assert claims[0] == claims[1]
+        assert takes[0] == takes[1]
+
+
 async def test_outbox_claims_private_chats_first_and_can_skip_or_pick_a_chat(
     uow: UnitOfWorkFactory,
 ) -> None:
