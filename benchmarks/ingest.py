@@ -146,7 +146,10 @@ async def one_run(
 
 
 async def run(quick: bool, workdir: Path) -> list[Figure]:
-    count, rounds = (1000, 1) if quick else (10000, 3)
+    # Five rounds: the host's speed moves by a third or more within seconds (the no-op bot's
+    # CPU time for the same 10,000 updates read 1.26 and 1.85 s a minute apart), and one slow
+    # moment among three rounds moved the median.
+    count, rounds = (1000, 1) if quick else (10000, 5)
     figures = []
     async with LocalBotApi(token=TOKEN) as api:
         fleet = Fleet(GROUPS, api.root, "")
@@ -219,18 +222,23 @@ async def _compare(
     """Medians of the no-op bot's and the measured bot's rates, run in turns, and the median of
     the rounds' ratios.
 
-    Each round runs the no-op bot, then the measured bot right after it, so a round's ratio
-    compares two runs a few seconds apart. The ratio of the two medians could pair a no-op run
-    from a slow moment with a measured run from a fast one: in one full run the host slowed
-    for the no-op bot's rounds and that ratio read 0.501 where the rounds read 0.463, 0.431 and
-    0.638 (BENCHMARKS.md).
+    Each round runs the two bots one right after the other, so a round's ratio compares two
+    runs a few seconds apart. The ratio of the two medians could pair a no-op run from a slow
+    moment with a measured run from a fast one: in one full run the host slowed for the no-op
+    bot's rounds and that ratio read 0.501 where the rounds read 0.463, 0.431 and 0.638
+    (BENCHMARKS.md). Which bot goes first alternates from round to round, so a host that
+    speeds up or slows down in the course of a round favours neither.
     """
     progress(
-        f"ingest on {kind}, {mix}, {mode} bot: {rounds} x (no-op bot, {mode} bot), "
-        f"{count} updates each"
+        f"ingest on {kind}, {mix}, {mode} bot: {rounds} rounds of the no-op bot and the "
+        f"{mode} bot, in turns, {count} updates each"
     )
     baselines, values = [], []
     for r in range(rounds):  # interleaved, so drift on a shared machine hits both
-        baselines.append(await one_run(api, fleet, kind, "noop", count, workdir, r, mix))
-        values.append(await one_run(api, fleet, kind, mode, count, workdir, r, mix))
+        first, second = ("noop", mode) if r % 2 == 0 else (mode, "noop")
+        rates = {
+            m: await one_run(api, fleet, kind, m, count, workdir, r, mix) for m in (first, second)
+        }
+        baselines.append(rates["noop"])
+        values.append(rates[mode])
     return paired_medians(baselines, values)
