@@ -715,7 +715,7 @@ async def test_people_seen_are_held_yet_read_in_order_and_kept_only_with_a_commi
         await u.people.seen(77, "wang2", "王工", T0 + timedelta(minutes=1))
         assert await u.people.ids_for_usernames(["wang2"]) == {"wang2": 77}
         await u.people.seen(78, "li", "李工", T0)
-    async with uow() as u:  # never committed
+    async with uow() as u:  # the transaction above was never committed
         assert await u.people.get_many([77, 78]) == {}
         await u.people.seen(78, "li", "李工", T0)
         await u.people.mark_started(78, "li", "李工", T0)
@@ -744,7 +744,7 @@ async def test_a_reminded_hazard_reads_so_at_once_and_keeps_it_only_with_a_commi
         u.hazards.remind(row)
         assert row.ack_reminded
         assert (await u.hazards.get(hid)) is row
-    async with uow() as u:  # never committed
+    async with uow() as u:  # the transaction above was never committed
         row = await u.hazards.get(hid)
         assert row is not None
         assert not row.ack_reminded
