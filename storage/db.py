@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ def create_engine(
     process's lock. `schema` puts PostgreSQL tables in their own schema, which tests use to
     isolate runs.
     """
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": compact_json}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": lock_wait_seconds}
         if url.startswith("sqlite+aiosqlite:"):
@@ -54,6 +55,22 @@ def create_engine(
     if engine.dialect.name == "sqlite":
         _serialise_sqlite_writes(engine)
     return engine
+
+
+def compact_json(value: Any) -> str:
+    """JSON columns' text: UTF-8 as it is, no spaces.
+
+    The default escapes every Chinese character as six bytes (\\u9879) and spaces every
+    separator: a hazard's chain snapshot took 426 bytes where 270 say the same, and the sweep
+    rewrites the whole row at every step (BENCHMARKS.md, fix 20).
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate has no UTF-8: keep it escaped
+            return json.dumps(value, separators=(",", ":"))
+    return text
 
 
 def _serialise_sqlite_writes(engine: AsyncEngine) -> None:

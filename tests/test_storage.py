@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, event, inspect
+from sqlalchemy import Connection, Text, cast, event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.outbox_rows import outbox_values
@@ -240,6 +240,30 @@ async def test_a_nul_character_in_peoples_text_is_dropped_not_fatal(
         [event] = await u.events.of_kind(hid, "x")
         assert event.actor_name == "老王"
         assert _nul_free(event.detail) == {"said": "收到"}
+
+
+async def test_json_columns_hold_chinese_as_it_is_and_a_lone_surrogate_escaped(
+    uow: UnitOfWorkFactory, db_engine: AsyncEngine
+) -> None:
+    """A chain snapshot is stored as compact UTF-8 (the sweep rewrites the whole row at every
+    step), and a lone surrogate, which has no UTF-8, still goes in escaped."""
+    hid = await _hazard(uow)
+    async with db_engine.connect() as conn:
+        stored = (
+            await conn.execute(select(cast(HazardRow.chain, Text)).where(HazardRow.id == hid))
+        ).scalar_one()
+    assert '"role":"安全员"' in stored
+    assert "\\u" not in stored
+    assert ", " not in stored
+    async with uow() as u:
+        row = await u.hazards.get(hid)
+        assert row is not None
+        row.chain = [{"role": "监\ud800理", "deadline_s": 60, "members": [{"id": 1}]}]
+        await u.commit()
+    async with uow() as u:
+        row = await u.hazards.get(hid)
+        assert row is not None
+        assert to_domain(row).chain.level(1).role == "监\ud800理"
 
 
 PAYLOAD = {"photo": "file\x00id", "reply_markup": {"inline_keyboard": []}}
