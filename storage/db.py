@@ -61,7 +61,7 @@ def compact_json(value: Any) -> str:
     """JSON columns' text: UTF-8 as it is, no spaces.
 
     The default escapes every Chinese character as six bytes (\\u9879) and spaces every
-    separator: a hazard's chain snapshot took 426 bytes where 270 say the same, and the sweep
+    separator: a hazard's chain snapshot took 426 bytes where 328 say the same, and the sweep
     rewrites the whole row at every step (BENCHMARKS.md, fix 20).
     """
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
