@@ -8,6 +8,7 @@ how far any cheaper handling of acknowledgements could take the ratio.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -150,7 +151,7 @@ async def run(quick: bool, workdir: Path) -> list[Figure]:
     # CPU time for the same 10,000 updates read 1.26 and 1.85 s a minute apart), and one slow
     # moment among three rounds moved the median.
     count, rounds = (1000, 1) if quick else (10000, 5)
-    figures = []
+    figures: list[Figure] = []
     async with LocalBotApi(token=TOKEN) as api:
         fleet = Fleet(GROUPS, api.root, "")
         populate(api, fleet)
@@ -171,6 +172,7 @@ async def run(quick: bool, workdir: Path) -> list[Figure]:
                     note=f"{MEDIANS.format(rounds=rounds)}, {count} updates, {GROUPS} groups",
                 )
             )
+        figures.insert(0, worse_of(figures))
         kind = "postgresql"
         baseline, value, ratio = await _compare(
             api, fleet, kind, count, rounds, workdir, CHATTER_ONLY
@@ -207,6 +209,19 @@ async def run(quick: bool, workdir: Path) -> list[Figure]:
             )
         )
     return figures
+
+
+def worse_of(per_database: list[Figure]) -> Figure:
+    """`ingest`, the name the goal is stated under: the database whose ratio is lower, since
+    the goal must hold on each."""
+    worst = min(per_database, key=lambda figure: figure.ratio)
+    kind = worst.name.removeprefix("ingest_")
+    others = ", ".join(f"`{f.name}` {f.ratio:.3f}" for f in per_database)
+    return dataclasses.replace(
+        worst,
+        name="ingest",
+        note=f"the lower ratio of {others}: {kind}'s figure; {worst.note}",
+    )
 
 
 async def _compare(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
-from benchmarks.common import level_member, paired_medians
+from benchmarks.common import Figure, level_member, paired_medians
+from benchmarks.ingest import worse_of
 from benchmarks.lateness import SentDms
 from benchmarks.outbound import max_in_window, rates
 from bot.sandbox import ApiCall, LocalBotApi
@@ -64,3 +65,23 @@ def test_a_ratio_is_the_median_of_the_pairs_not_a_ratio_of_medians() -> None:
     assert (baseline, value) == (4450.0, 2230.0)
     assert round(ratio, 3) == 0.463
     assert round(value / baseline, 3) == 0.501
+
+
+def test_ingest_is_the_database_with_the_lower_ratio_and_met_only_if_both_are() -> None:
+    def per_db(kind: str, value: float, baseline: float) -> Figure:
+        ratio = value / baseline
+        return Figure(f"ingest_{kind}", value, "updates/s", baseline, ratio, met=ratio >= 0.5)
+
+    figure = worse_of([per_db("sqlite", 3600.0, 6000.0), per_db("postgresql", 2900.0, 6100.0)])
+    assert figure.to_json() == {
+        "name": "ingest",
+        "value": 2900.0,
+        "unit": "updates/s",
+        "baseline": 6100.0,
+        "ratio": 0.4754,
+    }
+    assert figure.met is False
+    assert "postgresql's figure" in figure.note
+    figure = worse_of([per_db("sqlite", 3000.0, 5900.0), per_db("postgresql", 3300.0, 6000.0)])
+    assert (figure.value, figure.met) == (3000.0, True)
+    assert "sqlite's figure" in figure.note
