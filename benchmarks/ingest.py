@@ -216,11 +216,11 @@ def worse_of(per_database: list[Figure]) -> Figure:
     the goal must hold on each."""
     worst = min(per_database, key=lambda figure: figure.ratio)
     kind = worst.name.removeprefix("ingest_")
-    others = ", ".join(f"`{f.name}` {f.ratio:.3f}" for f in per_database)
+    ratios = ", ".join(f"`{f.name}` {f.ratio:.3f}" for f in per_database)
     return dataclasses.replace(
         worst,
         name="ingest",
-        note=f"the lower ratio of {others}: {kind}'s figure; {worst.note}",
+        note=f"the lower ratio of {ratios}: {kind}'s figure; {worst.note}",
     )
 
 
